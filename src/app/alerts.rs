@@ -1,0 +1,371 @@
+//! Failure alerts: from a Job's `Failed=True` to one message in chat.
+//!
+//! 1. `on_job` sees a failed Job of a CronJob (watch event, relist or restart);
+//! 2. the core decides whether it deserves an alert (owner, opt-out, lookback);
+//! 3. the alert is written to the store as *pending* — the compare-and-swap on
+//!    the Job uid is what makes it exactly one alert per Job;
+//! 4. exit code and log tail are captured, then it is posted (top level or into
+//!    the CronJob's open thread) and marked *posted*.
+//!
+//! An alert that cannot be posted stays pending and is retried; after a crash
+//! the pending ones are posted at start-up.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::App;
+use crate::chat::{ChatError, MessageRef, Outgoing};
+use crate::core::alert::{self, AlertDecision, Grouping, ThreadState};
+use crate::core::{CronJobSnapshot, FailureAlert, JobSnapshot};
+use crate::kube::Watched;
+use crate::metrics::ResourceLabel;
+use crate::store::{AlertRecord, AlertState, AuditEvent};
+
+fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl App {
+    /// Keeps the CronJob cache current. Returns when the stream ends (never, in practice).
+    pub(crate) async fn run_cronjob_watch(
+        self: Arc<Self>,
+        synced: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let mut synced = Some(synced);
+        let mut pending_syncs = self.cluster.streams_per_watch();
+        let mut stream = std::pin::pin!(self.cluster.watch_cronjobs());
+        while let Some(event) = stream.next().await {
+            match event {
+                Watched::Applied(cj) => {
+                    self.cronjobs
+                        .write()
+                        .expect("cronjob cache lock")
+                        .insert(cj.key(), cj);
+                }
+                Watched::Deleted(cj) => {
+                    self.cronjobs
+                        .write()
+                        .expect("cronjob cache lock")
+                        .remove(&cj.key());
+                }
+                Watched::Synced => {
+                    pending_syncs = pending_syncs.saturating_sub(1);
+                    if pending_syncs == 0
+                        && let Some(tx) = synced.take()
+                    {
+                        let _ = tx.send(());
+                    }
+                }
+                Watched::Restarted => {}
+                Watched::Failed(error) => {
+                    self.metrics
+                        .watch_restarts
+                        .get_or_create(&ResourceLabel {
+                            resource: "cronjobs",
+                        })
+                        .inc();
+                    tracing::warn!(%error, "CronJob watch failed; retrying");
+                }
+            }
+        }
+    }
+
+    /// Watches Jobs and raises alerts. `synced` fires once the first list is done.
+    pub(crate) async fn run_job_watch(self: Arc<Self>, synced: tokio::sync::oneshot::Sender<()>) {
+        let mut synced = Some(synced);
+        let mut pending_syncs = self.cluster.streams_per_watch();
+        let mut stream = std::pin::pin!(self.cluster.watch_jobs());
+        while let Some(event) = stream.next().await {
+            match event {
+                Watched::Applied(job) => self.on_job(job),
+                Watched::Synced => {
+                    pending_syncs = pending_syncs.saturating_sub(1);
+                    if pending_syncs == 0
+                        && let Some(tx) = synced.take()
+                    {
+                        let _ = tx.send(());
+                    }
+                }
+                Watched::Deleted(_) | Watched::Restarted => {}
+                Watched::Failed(error) => {
+                    self.metrics
+                        .watch_restarts
+                        .get_or_create(&ResourceLabel { resource: "jobs" })
+                        .inc();
+                    tracing::warn!(%error, "Job watch failed; retrying");
+                }
+            }
+        }
+    }
+
+    /// Cheap, synchronous triage of every Job event; the work happens in a task.
+    fn on_job(self: &Arc<Self>, job: JobSnapshot) {
+        if job.failed.is_none() || job.cronjob.is_none() {
+            return;
+        }
+        match self.store.alert(&job.uid) {
+            Ok(Some(_)) => return,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, job = %job.key(), "store unreadable; alert skipped for now");
+                return;
+            }
+        }
+        if !self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(job.uid.clone())
+        {
+            return;
+        }
+        let this = self.clone();
+        self.spawn(async move {
+            let uid = job.uid.clone();
+            this.raise_alert(job).await;
+            this.in_flight.lock().expect("in-flight lock").remove(&uid);
+        });
+    }
+
+    async fn raise_alert(&self, job: JobSnapshot) {
+        let Some(cronjob_name) = job.cronjob.clone() else {
+            return;
+        };
+        let cronjob = match self.cached_cronjob(&job.namespace, &cronjob_name) {
+            Some(cj) => Some(cj),
+            // Not seen (yet): ask the apiserver; gone means "alert with what is known".
+            None => match self.cluster.cronjob(&job.namespace, &cronjob_name).await {
+                Ok(cj) => cj,
+                Err(e) => {
+                    tracing::warn!(error = %e, job = %job.key(), "cannot read the CronJob; alerting without it");
+                    None
+                }
+            },
+        };
+        let now = Utc::now();
+        if let AlertDecision::Ignore(why) = alert::decide(
+            &job,
+            cronjob.as_ref(),
+            now,
+            chrono_duration(self.settings.lookback),
+        ) {
+            tracing::debug!(job = %job.key(), ?why, "no alert");
+            return;
+        }
+        let Some(failed) = &job.failed else { return };
+        let mut record = AlertRecord {
+            alert: FailureAlert::new(&job, failed, cronjob.as_ref(), now),
+            channel: channel_for(cronjob.as_ref(), &self.settings.default_channel),
+            state: AlertState::Pending,
+            created_at: now,
+        };
+        match self.store.insert_alert_if_absent(&job.uid, &record) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error = %e, job = %job.key(), "cannot record the alert; not posting it");
+                return;
+            }
+        }
+        let (exit, log) = self
+            .cluster
+            .failure_details(&job, self.settings.log_lines, self.settings.log_bytes)
+            .await;
+        record.alert.exit = exit;
+        record.alert.log = log;
+        if let Err(e) = self.store.put_alert(&job.uid, &record) {
+            tracing::warn!(error = %e, "cannot store the alert details");
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::warn!(error = %e, "cannot flush the store");
+        }
+        self.post_alert(&job.uid, record).await;
+    }
+
+    /// Posts a stored pending alert and records where it went. On failure the
+    /// alert stays pending for the retry loop.
+    async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
+        let key = format!("{}/{}", record.alert.namespace, record.alert.cronjob);
+        let lock = self
+            .thread_locks
+            .lock()
+            .expect("thread lock map")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _serialized = lock.lock().await;
+
+        let now = Utc::now();
+        let thread = match self.store.thread(&key) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "thread record unreadable; starting a new thread");
+                None
+            }
+        };
+        let grouping = alert::group(
+            thread.as_ref(),
+            &record.channel,
+            now,
+            chrono_duration(self.settings.thread_window),
+        );
+        let result = match &grouping {
+            Grouping::NewThread => self.post_top_level(&record).await,
+            Grouping::Reply(t) => {
+                self.chat
+                    .post(
+                        &t.posted_in,
+                        Some(&t.ts),
+                        Outgoing::Alert {
+                            alert: &record.alert,
+                            failures: t.failures + 1,
+                            reply: true,
+                        },
+                    )
+                    .await
+            }
+        };
+        let posted = match result {
+            Ok(posted) => posted,
+            Err(e) => {
+                self.metrics.alerts_pending.set(
+                    self.store
+                        .pending_alerts()
+                        .map(|p| p.len() as i64)
+                        .unwrap_or(0),
+                );
+                tracing::warn!(error = %e, job = %record.alert.job, "alert not posted; will retry");
+                return;
+            }
+        };
+        let (thread, thread_ts) = match grouping {
+            Grouping::NewThread => (
+                ThreadState {
+                    channel: record.channel.clone(),
+                    posted_in: posted.channel.clone(),
+                    ts: posted.ts.clone(),
+                    parent_job_uid: uid.to_string(),
+                    opened_at: now,
+                    failures: 1,
+                },
+                None,
+            ),
+            Grouping::Reply(mut t) => {
+                t.failures += 1;
+                let parent_ts = t.ts.clone();
+                (t, Some(parent_ts))
+            }
+        };
+        record.state = AlertState::Posted {
+            ts: posted.ts.clone(),
+            thread_ts: thread_ts.clone(),
+        };
+        if let Err(e) = self
+            .store
+            .put_alert(uid, &record)
+            .and_then(|_| self.store.put_thread(&key, &thread))
+        {
+            tracing::error!(error = %e, "alert posted but not recorded");
+        }
+        let _ = self.store.append_audit(&AuditEvent {
+            at: now,
+            actor: "rerun-bot".into(),
+            action: "alert.posted".into(),
+            subject: key.clone(),
+            detail: serde_json::json!({
+                "job": record.alert.job,
+                "job_uid": uid,
+                "reason": record.alert.reason,
+                "channel": posted.channel,
+                "ts": posted.ts,
+                "thread_ts": thread_ts,
+            }),
+        });
+        if let Err(e) = self.store.flush().await {
+            tracing::warn!(error = %e, "cannot flush the store");
+        }
+        self.metrics.alerts_posted.inc();
+        tracing::info!(job = %record.alert.job, cronjob = %key, reason = %record.alert.reason, "alert posted");
+
+        if thread_ts.is_some() {
+            self.refresh_thread_parent(&thread).await;
+        }
+    }
+
+    /// Posts to the routed channel, falling back to the default channel when
+    /// the bot cannot post there (wrong id in the annotation, not invited).
+    async fn post_top_level(&self, record: &AlertRecord) -> Result<MessageRef, ChatError> {
+        let message = Outgoing::Alert {
+            alert: &record.alert,
+            failures: 1,
+            reply: false,
+        };
+        match self.chat.post(&record.channel, None, message.clone()).await {
+            Err(ChatError::ChannelUnavailable(why))
+                if record.channel != self.settings.default_channel =>
+            {
+                tracing::warn!(channel = %record.channel, %why, "cannot post to the CronJob's channel; using the default channel");
+                self.chat
+                    .post(&self.settings.default_channel, None, message)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// The first alert of a thread shows how often the CronJob failed since.
+    async fn refresh_thread_parent(&self, thread: &ThreadState) {
+        let parent = match self.store.alert(&thread.parent_job_uid) {
+            Ok(Some(parent)) => parent,
+            _ => return,
+        };
+        let at = MessageRef {
+            channel: thread.posted_in.clone(),
+            ts: thread.ts.clone(),
+        };
+        let message = Outgoing::Alert {
+            alert: &parent.alert,
+            failures: thread.failures,
+            reply: false,
+        };
+        if let Err(e) = self.chat.update(&at, message).await {
+            tracing::warn!(error = %e, "cannot update the thread's first alert");
+        }
+    }
+
+    /// Posts alerts that were stored but never posted (chat was down, or the
+    /// bot stopped in between). Runs at start and then periodically.
+    pub(crate) async fn run_pending_retry(self: Arc<Self>) {
+        loop {
+            let pending = match self.store.pending_alerts() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read pending alerts");
+                    Vec::new()
+                }
+            };
+            self.metrics.alerts_pending.set(pending.len() as i64);
+            for (uid, record) in pending {
+                if !self
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .insert(uid.clone())
+                {
+                    continue;
+                }
+                self.post_alert(&uid, record).await;
+                self.in_flight.lock().expect("in-flight lock").remove(&uid);
+            }
+            tokio::time::sleep(self.settings.pending_retry).await;
+        }
+    }
+}
+
+fn channel_for(cronjob: Option<&CronJobSnapshot>, default: &str) -> String {
+    cronjob
+        .and_then(|c| c.channel.clone())
+        .unwrap_or_else(|| default.to_string())
+}

@@ -1,0 +1,115 @@
+//! The orchestrator: feeds cluster events and chat interactions to the core
+//! and carries out its decisions through the adapters.
+
+mod alerts;
+mod interactions;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::chat::Chat;
+use crate::core::CronJobSnapshot;
+use crate::kube::Cluster;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What the alerting needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub default_channel: String,
+    pub lookback: Duration,
+    pub thread_window: Duration,
+    pub log_lines: usize,
+    pub log_bytes: usize,
+    /// How often alerts that could not be posted are tried again.
+    pub pending_retry: Duration,
+}
+
+pub struct App {
+    settings: AlertSettings,
+    store: Arc<dyn Store>,
+    chat: Arc<dyn Chat>,
+    cluster: Cluster,
+    metrics: Arc<Metrics>,
+    /// CronJobs by `namespace/name`, kept current by the CronJob watch.
+    cronjobs: RwLock<HashMap<String, CronJobSnapshot>>,
+    /// Job uids whose alert is being raised right now (guards the pending-retry loop).
+    in_flight: Mutex<HashSet<String>>,
+    /// One lock per CronJob, so its failures are threaded in order.
+    thread_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    ready: AtomicBool,
+    /// Every task the app starts, so shutdown can wait for all of them.
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    pub fn new(
+        settings: AlertSettings,
+        store: Arc<dyn Store>,
+        chat: Arc<dyn Chat>,
+        cluster: Cluster,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(App {
+            settings,
+            store,
+            chat,
+            cluster,
+            metrics,
+            cronjobs: RwLock::new(HashMap::new()),
+            in_flight: Mutex::new(HashSet::new()),
+            thread_locks: Mutex::new(HashMap::new()),
+            ready: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Runs `work` until it ends or the app shuts down.
+    pub(crate) fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = work => {}
+            }
+        });
+    }
+
+    /// Stops every task of the app and waits for them.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    pub(crate) fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.shutdown.clone().cancelled_owned()
+    }
+
+    fn cached_cronjob(&self, namespace: &str, name: &str) -> Option<CronJobSnapshot> {
+        self.cronjobs
+            .read()
+            .expect("cronjob cache lock")
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+    }
+}

@@ -1,0 +1,226 @@
+//! Slack's HTTP mode: `/slack/commands`, `/slack/interactivity`, `/slack/events`.
+//!
+//! Every request's signature is checked against the signing secret before
+//! anything is parsed (a missing, wrong or more than 5 minutes old signature is
+//! `401` and nothing happens). Slack wants an answer within 3 s, so slow work
+//! continues in the background and reports back ephemerally.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use slack_morphism::prelude::*;
+use slack_morphism::signature_verifier::{
+    SlackEventSignatureVerifier, SlackEventSignatureVerifierError,
+};
+
+use super::{command_from, interactions_from};
+use crate::chat::{Chat, Interaction, Interactions, Reply};
+
+/// How long a slash command may take before Slack gets a "working on it" answer.
+const COMMAND_ANSWER_BUDGET: Duration = Duration::from_millis(2500);
+
+#[derive(Clone)]
+pub(crate) struct Dispatch {
+    pub handler: Arc<dyn Interactions>,
+    pub chat: Arc<dyn Chat>,
+}
+
+impl Dispatch {
+    /// Runs a slash command, answering within the budget whatever happens; a
+    /// late answer goes out as an ephemeral message.
+    pub async fn command(&self, interaction: Interaction) -> Reply {
+        let (user, channel) = match &interaction {
+            Interaction::Command(c) => (c.user.clone(), c.channel.clone()),
+            Interaction::Button(_) => unreachable!("commands only"),
+        };
+        let this = self.clone();
+        let mut work = tokio::spawn(async move { this.handler.handle(interaction).await });
+        match tokio::time::timeout(COMMAND_ANSWER_BUDGET, &mut work).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "command handler panicked");
+                Reply::Ephemeral(
+                    "Internal error: the bot could not handle this command. It has been logged."
+                        .into(),
+                )
+            }
+            Err(_) => {
+                let chat = self.chat.clone();
+                tokio::spawn(async move {
+                    if let Ok(Reply::Ephemeral(text)) = work.await
+                        && let Err(e) = chat.post_ephemeral(&channel, &user, &text).await
+                    {
+                        tracing::warn!(error = %e, "could not deliver a late command answer");
+                    }
+                });
+                Reply::Ephemeral("⏳ Working on it…".into())
+            }
+        }
+    }
+
+    /// Button clicks are acknowledged at once; answers go out as ephemeral messages.
+    pub fn buttons(&self, interactions: Vec<Interaction>) {
+        for interaction in interactions {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let Interaction::Button(click) = &interaction else {
+                    return;
+                };
+                let (user, channel) = (
+                    click.user.clone(),
+                    click.message.as_ref().map(|m| m.channel.clone()),
+                );
+                if let Reply::Ephemeral(text) = this.handler.handle(interaction).await {
+                    match channel {
+                        Some(channel) => {
+                            if let Err(e) = this.chat.post_ephemeral(&channel, &user, &text).await {
+                                tracing::warn!(error = %e, "could not answer a button click");
+                            }
+                        }
+                        None => tracing::warn!("button click without a channel; answer dropped"),
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[derive(Clone)]
+struct HttpState {
+    verifier: Arc<SlackEventSignatureVerifier>,
+    dispatch: Dispatch,
+}
+
+pub fn router(signing_secret: &str, handler: Arc<dyn Interactions>, chat: Arc<dyn Chat>) -> Router {
+    let state = HttpState {
+        verifier: Arc::new(SlackEventSignatureVerifier::new(&SlackSigningSecret::new(
+            signing_secret.into(),
+        ))),
+        dispatch: Dispatch { handler, chat },
+    };
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactivity", post(interactivity))
+        .route("/slack/events", post(events))
+        .with_state(state)
+}
+
+fn unauthorized(why: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        format!("invalid Slack signature: {why}\n"),
+    )
+        .into_response()
+}
+
+fn bad_request(why: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+}
+
+/// The body, if and only if Slack signed it recently.
+fn verified<'b>(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: &'b Bytes,
+) -> Result<&'b str, Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(ts), Some(signature)) = (
+        header(SlackEventSignatureVerifier::SLACK_SIGNED_TIMESTAMP),
+        header(SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
+    ) else {
+        return Err(unauthorized("missing signature headers"));
+    };
+    let body = std::str::from_utf8(body).map_err(|_| unauthorized("body is not UTF-8"))?;
+    match state.verifier.verify(signature, body, ts) {
+        Ok(()) => Ok(body),
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected a Slack request");
+            Err(unauthorized(match e {
+                SlackEventSignatureVerifierError::IncorrectOrExpiredTimestampError(_) => {
+                    "stale or invalid timestamp"
+                }
+                _ => "signature mismatch",
+            }))
+        }
+    }
+}
+
+fn reply_body(reply: Reply) -> Response {
+    match reply {
+        Reply::Ack => StatusCode::OK.into_response(),
+        Reply::Ephemeral(text) => {
+            let rendered = super::messages::notice(&text);
+            Json(
+                SlackCommandEventResponse::new(
+                    SlackMessageContent::new()
+                        .with_text(rendered.text)
+                        .with_blocks(rendered.blocks),
+                )
+                .with_response_type(SlackMessageResponseType::Ephemeral),
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn commands(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match verified(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let event: SlackCommandEvent = match serde_urlencoded::from_str(body) {
+        Ok(e) => e,
+        Err(e) => return bad_request(&format!("not a slash command payload: {e}")),
+    };
+    reply_body(state.dispatch.command(command_from(event)).await)
+}
+
+async fn interactivity(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match verified(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    #[derive(serde::Deserialize)]
+    struct Form {
+        payload: String,
+    }
+    let form: Form = match serde_urlencoded::from_str(body) {
+        Ok(f) => f,
+        Err(_) => return bad_request("expected a form with a `payload` field"),
+    };
+    let event: SlackInteractionEvent = match serde_json::from_str(&form.payload) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "unparsable interaction payload");
+            return bad_request("unsupported interaction payload");
+        }
+    };
+    state.dispatch.buttons(interactions_from(event));
+    StatusCode::OK.into_response()
+}
+
+async fn events(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match verified(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let value: serde_json::Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(_) => return bad_request("expected JSON"),
+    };
+    if value["type"] == "url_verification" {
+        return Json(serde_json::json!({ "challenge": value["challenge"] })).into_response();
+    }
+    // rerun-bot subscribes to no events yet; acknowledge so Slack does not retry.
+    StatusCode::OK.into_response()
+}

@@ -1,0 +1,97 @@
+//! Settings: every one an environment variable and a CLI flag (`.env` is read first).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Slack bot token (`xoxb-…`).
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: String,
+    /// Slack app-level token (`xapp-…`); when set, Socket Mode is used (no public URL needed).
+    #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
+    pub slack_app_token: Option<String>,
+    /// Slack signing secret; required for HTTP mode, every request is verified with it.
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<String>,
+    /// Slack Web API base URL (GovSlack, proxies, tests).
+    #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
+    pub slack_api_url: String,
+    /// Default channel id for alerts (a CronJob's `rerun-bot.io/channel` overrides it).
+    #[arg(long, env = "RERUN_BOT_CHANNEL")]
+    pub channel: String,
+    /// Namespaces to watch, comma-separated; empty: all.
+    #[arg(long, env = "RERUN_BOT_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// sled database directory.
+    #[arg(long, env = "RERUN_BOT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP port (Slack endpoints, /healthz, /readyz, /metrics).
+    #[arg(long, env = "RERUN_BOT_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Slack user or user-group ids allowed to request reruns; empty: anyone.
+    #[arg(long, env = "RERUN_BOT_REQUESTERS", value_delimiter = ',')]
+    pub requesters: Vec<String>,
+    /// Ids allowed to approve; empty: anyone but the requester.
+    #[arg(long, env = "RERUN_BOT_APPROVERS", value_delimiter = ',')]
+    pub approvers: Vec<String>,
+    /// Ids allowed to hold/resume everything or a namespace; empty: nobody.
+    #[arg(long, env = "RERUN_BOT_ADMINS", value_delimiter = ',')]
+    pub admins: Vec<String>,
+    /// A pending rerun request expires after this.
+    #[arg(long, env = "RERUN_BOT_APPROVAL_TTL", default_value = "1h")]
+    pub approval_ttl: humantime::Duration,
+    /// On start, alert failures this recent that were never alerted; older ones never.
+    #[arg(long, env = "RERUN_BOT_LOOKBACK", default_value = "1h")]
+    pub lookback: humantime::Duration,
+    /// Require a ticket reference on every rerun request.
+    #[arg(long, env = "RERUN_BOT_REQUIRE_TICKET", default_value_t = false)]
+    pub require_ticket: bool,
+    /// Bearer token for `GET /audit`; unset: the endpoint is off.
+    #[arg(long, env = "RERUN_BOT_AUDIT_TOKEN", hide_env_values = true)]
+    pub audit_token: Option<String>,
+    /// Repeated failures of a CronJob within this window of its first alert go into that alert's thread.
+    #[arg(long, env = "RERUN_BOT_THREAD_WINDOW", default_value = "6h")]
+    pub thread_window: humantime::Duration,
+    /// Log lines shown in an alert.
+    #[arg(long, env = "RERUN_BOT_LOG_LINES", default_value_t = 20)]
+    pub log_lines: usize,
+    /// Log bytes shown in an alert (the end of the log is kept).
+    #[arg(long, env = "RERUN_BOT_LOG_BYTES", default_value_t = 2048)]
+    pub log_bytes: usize,
+    /// Log output format.
+    #[arg(long, env = "RERUN_BOT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Checks what clap cannot: combinations.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.slack_app_token.is_none()
+            && self
+                .slack_signing_secret
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+        {
+            return Err(
+                "set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)".into(),
+            );
+        }
+        if self.channel.trim().is_empty() {
+            return Err("RERUN_BOT_CHANNEL is empty".into());
+        }
+        if self.log_lines == 0 || self.log_bytes < 64 {
+            return Err("RERUN_BOT_LOG_LINES must be ≥ 1 and RERUN_BOT_LOG_BYTES ≥ 64".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure core: the rules of rerun-bot, with no I/O.
+//!
+//! Nothing in here touches the network, the disk or the clock: time comes in as
+//! an argument and functions return decisions. The adapters (`kube`, `chat`,
+//! `store`) turn the outside world into these types and carry out the decisions.
+
+pub mod alert;
+pub mod model;
+pub mod schedule;
+pub mod text;
+
+pub use alert::{AlertDecision, FailureAlert, Grouping, ThreadState};
+pub use model::{Condition, ContainerExit, CronJobSnapshot, JobSnapshot, OnHold};

@@ -1,0 +1,94 @@
+//! The small facts rerun-bot keeps about Jobs and CronJobs.
+//!
+//! The bot never keeps whole Kubernetes objects (10,000 Jobs would cost far
+//! more memory than it needs); `kube/` reduces every object to one of these.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A `status.conditions[]` entry that is `True`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    pub reason: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What the bot needs to know about one Job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSnapshot {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// Name of the controlling CronJob (`ownerReferences[controller=true].kind == CronJob`).
+    pub cronjob: Option<String>,
+    /// `rerun-bot.io/request-id` when the bot created this Job as a rerun.
+    pub rerun_request: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub active: i32,
+    pub failed_pods: i32,
+    pub backoff_limit: Option<i32>,
+    /// `Failed=True`; never `FailureTarget`, which comes first since Kubernetes 1.31.
+    pub failed: Option<Condition>,
+    /// `Complete=True`.
+    pub complete: Option<Condition>,
+}
+
+impl JobSnapshot {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Running = pods active and neither `Complete` nor `Failed` (DESIGN.md).
+    pub fn is_running(&self) -> bool {
+        self.active > 0 && self.failed.is_none() && self.complete.is_none()
+    }
+}
+
+/// `rerun-bot.io/on-hold`: what a maintenance hold does to this CronJob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnHold {
+    #[default]
+    Suspend,
+    Terminate,
+}
+
+/// What the bot needs to know about one CronJob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronJobSnapshot {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub schedule: String,
+    pub time_zone: Option<String>,
+    pub concurrency_policy: String,
+    pub suspended: bool,
+    /// `rerun-bot.io/channel`
+    pub channel: Option<String>,
+    /// `rerun-bot.io/owner`
+    pub owner: Option<String>,
+    /// `rerun-bot.io/alerts: "off"`
+    pub alerts_off: bool,
+    /// `rerun-bot.io/on-hold`
+    pub on_hold: OnHold,
+    pub backoff_limit: Option<i32>,
+    pub containers: Vec<String>,
+}
+
+impl CronJobSnapshot {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How the failed container ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerExit {
+    pub pod: String,
+    pub container: String,
+    pub exit_code: i32,
+    /// `OOMKilled`, `Error`, `DeadlineExceeded`, …
+    pub reason: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,45 @@
+//! The bot's HTTP port: Slack's endpoints (HTTP mode), probes and metrics.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::app::App;
+
+pub fn router(app: Arc<App>, slack: Option<Router>) -> Router {
+    let probes = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app);
+    match slack {
+        Some(slack) => probes.merge(slack),
+        None => probes,
+    }
+}
+
+/// Ready once the store is open and the first lists of Jobs and CronJobs are in.
+async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    if app.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first list of Jobs and CronJobs\n",
+        )
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics().render(),
+    )
+}

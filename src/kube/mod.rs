@@ -1,0 +1,405 @@
+//! The Kubernetes adapter (kube-rs): watches Jobs and CronJobs, reads pods and
+//! logs. Everything leaves this module as the small `core` snapshots; times
+//! leave as chrono (k8s-openapi speaks jiff).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, LogParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+
+use crate::core::alert::LogTail;
+use crate::core::text::{tail_bytes, tail_lines};
+use crate::core::{Condition, ContainerExit, CronJobSnapshot, JobSnapshot, OnHold};
+
+pub const ANNOTATION_CHANNEL: &str = "rerun-bot.io/channel";
+pub const ANNOTATION_OWNER: &str = "rerun-bot.io/owner";
+pub const ANNOTATION_ALERTS: &str = "rerun-bot.io/alerts";
+pub const ANNOTATION_ON_HOLD: &str = "rerun-bot.io/on-hold";
+pub const ANNOTATION_REQUEST_ID: &str = "rerun-bot.io/request-id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("Kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// What a watch stream tells the app.
+#[derive(Debug)]
+pub enum Watched<T> {
+    /// The stream (re)started listing; `Synced` follows when the list is done.
+    Restarted,
+    Applied(T),
+    Deleted(T),
+    Synced,
+    /// The watch broke; kube-rs backs off and relists by itself.
+    Failed(String),
+}
+
+pub fn time(t: &Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_default()
+}
+
+fn true_condition<'a>(
+    conditions: impl Iterator<Item = &'a k8s_openapi::api::batch::v1::JobCondition>,
+    kind: &str,
+    fallback_at: Option<DateTime<Utc>>,
+) -> Option<Condition> {
+    let mut conditions = conditions;
+    conditions
+        .find(|c| c.type_ == kind && c.status == "True")
+        .map(|c| Condition {
+            reason: c.reason.clone().unwrap_or_default(),
+            message: c.message.clone().unwrap_or_default(),
+            at: c
+                .last_transition_time
+                .as_ref()
+                .map(time)
+                .or(fallback_at)
+                .unwrap_or_default(),
+        })
+}
+
+/// A Job reduced to what the bot needs; `None` for objects without name or uid.
+pub fn job_snapshot(job: &Job) -> Option<JobSnapshot> {
+    let meta = job.meta();
+    let cronjob = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+        .map(|o| o.name.clone());
+    let status = job.status.as_ref();
+    let conditions = || {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+    };
+    let created = meta.creation_timestamp.as_ref().map(time);
+    Some(JobSnapshot {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        cronjob,
+        rerun_request: job.annotations().get(ANNOTATION_REQUEST_ID).cloned(),
+        started_at: status.and_then(|s| s.start_time.as_ref()).map(time),
+        active: status.and_then(|s| s.active).unwrap_or(0),
+        failed_pods: status.and_then(|s| s.failed).unwrap_or(0),
+        backoff_limit: job.spec.as_ref().and_then(|s| s.backoff_limit),
+        failed: true_condition(conditions(), "Failed", created),
+        complete: true_condition(conditions(), "Complete", created),
+    })
+}
+
+fn annotation(annotations: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    annotations
+        .get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
+    let meta = cj.meta();
+    let spec = cj.spec.as_ref();
+    let annotations = cj.annotations();
+    let job_spec = spec.and_then(|s| s.job_template.spec.as_ref());
+    Some(CronJobSnapshot {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        schedule: spec.map(|s| s.schedule.clone()).unwrap_or_default(),
+        time_zone: spec.and_then(|s| s.time_zone.clone()),
+        concurrency_policy: spec
+            .and_then(|s| s.concurrency_policy.clone())
+            .unwrap_or_else(|| "Allow".into()),
+        suspended: spec.and_then(|s| s.suspend).unwrap_or(false),
+        channel: annotation(annotations, ANNOTATION_CHANNEL),
+        owner: annotation(annotations, ANNOTATION_OWNER),
+        alerts_off: annotation(annotations, ANNOTATION_ALERTS)
+            .is_some_and(|v| v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("false")),
+        on_hold: match annotation(annotations, ANNOTATION_ON_HOLD).as_deref() {
+            Some(v) if v.eq_ignore_ascii_case("terminate") => OnHold::Terminate,
+            _ => OnHold::Suspend,
+        },
+        backoff_limit: job_spec.and_then(|s| s.backoff_limit),
+        containers: job_spec
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| p.containers.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// The cluster as the bot sees it: a kube-rs client and the watched namespaces.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    /// Empty: all namespaces.
+    namespaces: Vec<String>,
+}
+
+impl Cluster {
+    pub fn new(client: kube::Client, namespaces: Vec<String>) -> Self {
+        Cluster { client, namespaces }
+    }
+
+    fn apis<K>(&self) -> Vec<Api<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        if self.namespaces.is_empty() {
+            vec![Api::all(self.client.clone())]
+        } else {
+            self.namespaces
+                .iter()
+                .map(|ns| Api::namespaced(self.client.clone(), ns))
+                .collect()
+        }
+    }
+
+    /// How many `Synced` events mark the end of the first full list.
+    pub fn streams_per_watch(&self) -> usize {
+        self.namespaces.len().max(1)
+    }
+
+    pub fn watch_jobs(&self) -> impl Stream<Item = Watched<JobSnapshot>> + Send + 'static {
+        watch(self.apis::<Job>(), job_snapshot)
+    }
+
+    pub fn watch_cronjobs(&self) -> impl Stream<Item = Watched<CronJobSnapshot>> + Send + 'static {
+        watch(self.apis::<CronJob>(), cronjob_snapshot)
+    }
+
+    pub async fn cronjob(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<CronJobSnapshot>, KubeError> {
+        let api: Api<CronJob> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.as_ref().and_then(cronjob_snapshot))
+    }
+
+    /// Exit code and log tail of the failed Job's failed container, captured
+    /// now because history limits delete the Job and its pods soon after.
+    pub async fn failure_details(
+        &self,
+        job: &JobSnapshot,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> (Option<ContainerExit>, LogTail) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+        let mut found = Vec::new();
+        for selector in [
+            format!("batch.kubernetes.io/controller-uid={}", job.uid),
+            // Clusters before 1.27 only set the legacy label.
+            format!("controller-uid={}", job.uid),
+        ] {
+            match pods.list(&ListParams::default().labels(&selector)).await {
+                Ok(list) if !list.items.is_empty() => {
+                    found = list.items;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return (
+                        None,
+                        LogTail::Unavailable(format!("cannot list the Job's pods ({})", short(&e))),
+                    );
+                }
+            }
+        }
+        let Some(failed) = failed_container(&found) else {
+            return match found.is_empty() {
+                true => (
+                    None,
+                    LogTail::Unavailable("the Job's pods are already gone".into()),
+                ),
+                false => (
+                    None,
+                    LogTail::Unavailable("no terminated container found".into()),
+                ),
+            };
+        };
+        let params = LogParams {
+            container: Some(failed.exit.container.clone()),
+            tail_lines: Some(max_lines as i64),
+            // Fetch more than we show, so the tail we keep is the real end.
+            limit_bytes: Some((max_bytes * 16).clamp(16 * 1024, 1024 * 1024) as i64),
+            previous: failed.previous,
+            ..LogParams::default()
+        };
+        let log = match pods.logs(&failed.exit.pod, &params).await {
+            Ok(text) => {
+                let lines = tail_lines(&text, max_lines);
+                let (kept, cut) = tail_bytes(lines, max_bytes);
+                LogTail::Captured {
+                    container: failed.exit.container.clone(),
+                    lines: kept.lines().count(),
+                    truncated: cut,
+                    text: kept.to_string(),
+                }
+            }
+            Err(e) => LogTail::Unavailable(format!("cannot read logs ({})", short(&e))),
+        };
+        (Some(failed.exit), log)
+    }
+}
+
+fn short(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
+        other => other.to_string().chars().take(200).collect(),
+    }
+}
+
+struct FailedContainer {
+    exit: ContainerExit,
+    /// The exit belongs to the previous instance of a restarted container.
+    previous: bool,
+}
+
+/// The most recently terminated container with a non-zero exit, else the most
+/// recently terminated one at all.
+fn failed_container(pods: &[Pod]) -> Option<FailedContainer> {
+    let mut best: Option<(bool, Option<DateTime<Utc>>, FailedContainer)> = None;
+    for pod in pods {
+        let Some(status) = &pod.status else { continue };
+        let statuses = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        for cs in statuses {
+            let current = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
+            let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            let (terminated, previous): (&ContainerStateTerminated, bool) = match (current, last) {
+                (Some(t), _) => (t, false),
+                (None, Some(t)) => (t, true),
+                (None, None) => continue,
+            };
+            let finished = terminated.finished_at.as_ref().map(time);
+            let failed = terminated.exit_code != 0;
+            let candidate = FailedContainer {
+                exit: ContainerExit {
+                    pod: pod.name_any(),
+                    container: cs.name.clone(),
+                    exit_code: terminated.exit_code,
+                    reason: terminated.reason.clone(),
+                    finished_at: finished,
+                },
+                previous,
+            };
+            let better = match &best {
+                None => true,
+                Some((b_failed, b_finished, _)) => (failed, finished) > (*b_failed, *b_finished),
+            };
+            if better {
+                best = Some((failed, finished, candidate));
+            }
+        }
+    }
+    best.map(|(_, _, c)| c)
+}
+
+fn watch<K, T>(
+    apis: Vec<Api<K>>,
+    snapshot: fn(&K) -> Option<T>,
+) -> impl Stream<Item = Watched<T>> + Send + 'static
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let streams = apis.into_iter().map(move |api| {
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .filter_map(move |event| async move {
+                Some(match event {
+                    Ok(watcher::Event::Init) => Watched::Restarted,
+                    Ok(watcher::Event::InitApply(o)) | Ok(watcher::Event::Apply(o)) => {
+                        Watched::Applied(snapshot(&o)?)
+                    }
+                    Ok(watcher::Event::Delete(o)) => Watched::Deleted(snapshot(&o)?),
+                    Ok(watcher::Event::InitDone) => Watched::Synced,
+                    Err(e) => Watched::Failed(e.to_string()),
+                })
+            })
+            .boxed()
+    });
+    futures::stream::select_all(streams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn job_snapshot_reads_failed_not_failure_target() {
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "billing-sync-1", "namespace": "default", "uid": "u1",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "billing-sync", "uid": "c1", "controller": true}]},
+            "spec": {"backoffLimit": 2, "template": {"spec": {"containers": []}}},
+            "status": {"failed": 3, "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "lastTransitionTime": "2026-11-23T10:00:00Z"}
+            ]}
+        }))
+        .unwrap();
+        let snap = job_snapshot(&job).unwrap();
+        assert_eq!(snap.cronjob.as_deref(), Some("billing-sync"));
+        assert!(snap.failed.is_none());
+        assert_eq!(snap.failed_pods, 3);
+
+        let mut job = job;
+        job.status.as_mut().unwrap().conditions.as_mut().unwrap().push(
+            serde_json::from_value(json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-11-23T10:00:05Z"}))
+            .unwrap(),
+        );
+        let failed = job_snapshot(&job).unwrap().failed.unwrap();
+        assert_eq!(failed.at.to_rfc3339(), "2026-11-23T10:00:05+00:00");
+    }
+
+    #[test]
+    fn non_controller_owner_is_not_a_cronjob_job() {
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "x", "namespace": "default", "uid": "u1",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "c", "uid": "c1"}]}
+        }))
+        .unwrap();
+        assert_eq!(job_snapshot(&job).unwrap().cronjob, None);
+    }
+
+    #[test]
+    fn failed_container_prefers_the_latest_non_zero_exit() {
+        let pods: Vec<Pod> = serde_json::from_value(json!([
+            {"metadata": {"name": "p1"}, "status": {"containerStatuses": [
+                {"name": "main", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": "2026-11-23T10:00:00Z"}}}]}},
+            {"metadata": {"name": "p2"}, "status": {"containerStatuses": [
+                {"name": "sidecar", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-23T10:09:00Z"}}},
+                {"name": "main", "image": "i", "imageID": "", "ready": false, "restartCount": 1,
+                 "state": {"running": {}},
+                 "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-11-23T10:05:00Z"}}}]}}
+        ]))
+        .unwrap();
+        let f = failed_container(&pods).unwrap();
+        assert_eq!(
+            (
+                f.exit.pod.as_str(),
+                f.exit.container.as_str(),
+                f.exit.exit_code
+            ),
+            ("p2", "main", 137)
+        );
+        assert!(f.previous);
+        assert_eq!(f.exit.reason.as_deref(), Some("OOMKilled"));
+    }
+}

@@ -1,0 +1,211 @@
+//! rerun-bot: a chat-ops bot for Kubernetes CronJobs.
+//!
+//! It watches the Jobs that CronJobs spawn and posts an interactive alert when
+//! one fails. See `DESIGN.md` in the README's "Development" section for the flow.
+//!
+//! Layout: [`core`] is pure (rules, no I/O); [`kube`], [`chat`], [`store`] and
+//! [`http`] each own one outside system; [`app`] wires events to decisions.
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod kube;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{AlertSettings, App};
+use crate::chat::slack::{self, SlackChat};
+use crate::chat::{Chat, Interactions};
+use crate::config::Settings;
+use crate::kube::Cluster;
+use crate::metrics::Metrics;
+use crate::store::{SledStore, Store};
+
+pub use config::LogFormat;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error("cannot open the data dir: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot set up the Slack client: {0}")]
+    Slack(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running bot. Tests start it in-process; `serve` runs it until a signal.
+pub struct Bot {
+    app: Arc<App>,
+    http_addr: SocketAddr,
+    socket: Option<slack::socket::SocketMode>,
+}
+
+impl Bot {
+    pub async fn start(settings: Settings, kube: ::kube::Client) -> Result<Bot, StartError> {
+        settings.validate().map_err(StartError::Settings)?;
+        // kube-rs and slack-morphism both use rustls; pick its crypto provider once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir)?);
+        let metrics = Arc::new(Metrics::default());
+        let (client, _) =
+            slack::client(&settings.slack_api_url).map_err(|e| StartError::Slack(e.to_string()))?;
+        let chat: Arc<dyn Chat> = Arc::new(SlackChat::new(
+            client.clone(),
+            &settings.slack_bot_token,
+            metrics.clone(),
+        ));
+        let cluster = Cluster::new(
+            kube,
+            settings
+                .namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+        );
+        let app = App::new(
+            AlertSettings {
+                default_channel: settings.channel.clone(),
+                lookback: settings.lookback.into(),
+                thread_window: settings.thread_window.into(),
+                log_lines: settings.log_lines,
+                log_bytes: settings.log_bytes,
+                pending_retry: Duration::from_secs(30),
+            },
+            store,
+            chat.clone(),
+            cluster,
+            metrics,
+        );
+
+        // CronJobs first, so every alert finds its CronJob's schedule and annotations.
+        let startup = app.clone();
+        app.spawn(async move {
+            let (cj_tx, cj_rx) = tokio::sync::oneshot::channel();
+            startup.spawn(startup.clone().run_cronjob_watch(cj_tx));
+            if cj_rx.await.is_err() {
+                return;
+            }
+            let (job_tx, job_rx) = tokio::sync::oneshot::channel();
+            startup.spawn(startup.clone().run_job_watch(job_tx));
+            if job_rx.await.is_ok() {
+                startup.set_ready();
+                tracing::info!("first lists of CronJobs and Jobs done; ready");
+            }
+        });
+        app.spawn(app.clone().run_pending_retry());
+
+        let handler: Arc<dyn Interactions> = app.clone();
+        let dispatch = slack::http::Dispatch {
+            handler: handler.clone(),
+            chat: chat.clone(),
+        };
+        let socket = match &settings.slack_app_token {
+            Some(token) => Some(
+                slack::socket::SocketMode::start(client, token, dispatch)
+                    .await
+                    .map_err(StartError::Slack)?,
+            ),
+            None => None,
+        };
+        let slack_routes = settings
+            .slack_signing_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|secret| slack::http::router(secret, handler, chat));
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+        let router = http::router(app.clone(), slack_routes);
+        let stop = app.cancelled();
+        app.spawn(async move {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(%http_addr, socket_mode = socket.is_some(), "rerun-bot started");
+        Ok(Bot {
+            app,
+            http_addr,
+            socket,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.app.is_ready()
+    }
+
+    /// Stops every task and releases the data dir.
+    pub async fn shutdown(self) {
+        if let Some(socket) = &self.socket {
+            socket.shutdown().await;
+        }
+        self.app.shutdown().await;
+    }
+}
+
+/// Runs the bot until SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow_free::Result {
+    let kube = ::kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no Kubernetes access (in-cluster or KUBECONFIG): {e}"))?;
+    let bot = Bot::start(settings, kube)
+        .await
+        .map_err(|e| e.to_string())?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    bot.shutdown().await;
+    Ok(())
+}
+
+mod anyhow_free {
+    /// `serve`'s errors are for people: one line that says what to fix.
+    pub type Result = std::result::Result<(), String>;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,81 @@
+//! Persistence: what must survive a restart.
+//!
+//! Trees (DESIGN.md "Storage"): `alerts` (job uid → [`AlertRecord`], the dedup
+//! key), `threads` (namespace/cronjob → the open [`ThreadState`]), `audit`
+//! (monotonic id → [`AuditEvent`], append-only), `meta` (schema version).
+//! The rule everywhere: write before you act, act, then record the result.
+//!
+//! sled 0.34 is unmaintained upstream, so nothing outside this module names it.
+
+mod sled_store;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::core::{FailureAlert, ThreadState};
+
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(String),
+    #[error("corrupt record in `{tree}`: {why}")]
+    Corrupt { tree: &'static str, why: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One failed Job's alert. Written as `Pending` before it is posted, so an
+/// alert is never lost to a crash and never posted twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub alert: FailureAlert,
+    pub channel: String,
+    pub state: AlertState,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertState {
+    Pending,
+    Posted {
+        ts: String,
+        /// Set when the alert is a reply in an earlier alert's thread.
+        thread_ts: Option<String>,
+    },
+}
+
+/// One line of the audit trail: who did what, when, to what, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    /// Chat user id, or `rerun-bot` for the bot's own actions.
+    pub actor: String,
+    pub action: String,
+    /// `namespace/cronjob`
+    pub subject: String,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Inserts the record only if there is none for this Job yet. `false`: one exists.
+    fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool>;
+    fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>>;
+    fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()>;
+    /// Alerts written but not (yet) posted, oldest first.
+    fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>>;
+
+    fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>>;
+    fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()>;
+
+    /// Appends to the audit trail and returns the event's sequence number.
+    fn append_audit(&self, event: &AuditEvent) -> Result<u64>;
+    /// Audit events with a sequence number ≥ `from`, in order, at most `limit`.
+    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
+
+    /// Makes every earlier write durable.
+    fn flush(&self) -> BoxFuture<'_, Result<()>>;
+}

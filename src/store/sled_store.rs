@@ -1,0 +1,243 @@
+use std::path::Path;
+
+use futures::future::BoxFuture;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{AlertRecord, AlertState, AuditEvent, Result, Store, StoreError};
+use crate::core::ThreadState;
+
+const SCHEMA_VERSION: &[u8] = b"1";
+
+/// [`Store`] on sled. sled keeps an exclusive lock on its directory: one bot
+/// process per data dir (the Deployment uses `strategy: Recreate`).
+pub struct SledStore {
+    db: sled::Db,
+    alerts: sled::Tree,
+    threads: sled::Tree,
+    audit: sled::Tree,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialize")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        why: e.to_string(),
+    })
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            // sled's default page cache is 1 GiB; the bot's working set is tiny.
+            .cache_capacity(4 * 1024 * 1024)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema")? {
+            None => {
+                meta.insert("schema", SCHEMA_VERSION)?;
+            }
+            Some(v) if v.as_ref() == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StoreError::Db(format!(
+                    "data dir has schema version {}, this rerun-bot understands {}",
+                    String::from_utf8_lossy(&v),
+                    String::from_utf8_lossy(SCHEMA_VERSION)
+                )));
+            }
+        }
+        Ok(SledStore {
+            alerts: db.open_tree("alerts")?,
+            threads: db.open_tree("threads")?,
+            audit: db.open_tree("audit")?,
+            db,
+        })
+    }
+}
+
+impl Store for SledStore {
+    fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool> {
+        let swapped =
+            self.alerts
+                .compare_and_swap(job_uid, None as Option<&[u8]>, Some(encode(record)))?;
+        Ok(swapped.is_ok())
+    }
+
+    fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>> {
+        self.alerts
+            .get(job_uid)?
+            .map(|v| decode("alerts", &v))
+            .transpose()
+    }
+
+    fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()> {
+        self.alerts.insert(job_uid, encode(record))?;
+        Ok(())
+    }
+
+    fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>> {
+        let mut pending = Vec::new();
+        for item in self.alerts.iter() {
+            let (k, v) = item?;
+            let record: AlertRecord = decode("alerts", &v)?;
+            if record.state == AlertState::Pending {
+                pending.push((String::from_utf8_lossy(&k).into_owned(), record));
+            }
+        }
+        pending.sort_by_key(|(_, r)| r.created_at);
+        Ok(pending)
+    }
+
+    fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>> {
+        self.threads
+            .get(cronjob_key)?
+            .map(|v| decode("threads", &v))
+            .transpose()
+    }
+
+    fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()> {
+        self.threads.insert(cronjob_key, encode(thread))?;
+        Ok(())
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<u64> {
+        // generate_id is monotonic across restarts; big-endian keys keep sled's order.
+        let id = self.db.generate_id()?;
+        self.audit.insert(id.to_be_bytes(), encode(event))?;
+        Ok(id)
+    }
+
+    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                let id =
+                    u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        tree: "audit",
+                        why: "key is not a u64".into(),
+                    })?);
+                Ok((id, decode("audit", &v)?))
+            })
+            .collect()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.db.flush_async().await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{FailureAlert, alert::LogTail};
+    use chrono::{TimeZone, Utc};
+
+    fn record() -> AlertRecord {
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        AlertRecord {
+            alert: FailureAlert {
+                namespace: "default".into(),
+                cronjob: "billing-sync".into(),
+                job: "billing-sync-1".into(),
+                job_uid: "u1".into(),
+                owner: None,
+                reason: "BackoffLimitExceeded".into(),
+                message: String::new(),
+                failed_pods: 1,
+                backoff_limit: Some(0),
+                started_at: None,
+                failed_at: at,
+                schedule: None,
+                time_zone: None,
+                next_run: None,
+                schedule_problem: None,
+                concurrency_policy: None,
+                suspended: false,
+                cronjob_missing: true,
+                rerun_request: None,
+                exit: None,
+                log: LogTail::NotCaptured,
+            },
+            channel: "C1".into(),
+            state: AlertState::Pending,
+            created_at: at,
+        }
+    }
+
+    #[test]
+    fn alerts_are_inserted_once_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            assert!(store.insert_alert_if_absent("u1", &record()).unwrap());
+            assert!(!store.insert_alert_if_absent("u1", &record()).unwrap());
+            assert_eq!(store.pending_alerts().unwrap().len(), 1);
+            let mut posted = record();
+            posted.state = AlertState::Posted {
+                ts: "1.2".into(),
+                thread_ts: None,
+            };
+            store.put_alert("u1", &posted).unwrap();
+            assert!(store.pending_alerts().unwrap().is_empty());
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            store.alert("u1").unwrap().unwrap().state,
+            AlertState::Posted { .. }
+        ));
+    }
+
+    #[test]
+    fn audit_is_ordered_and_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for i in 0..5 {
+            store
+                .append_audit(&AuditEvent {
+                    at: Utc::now(),
+                    actor: "rerun-bot".into(),
+                    action: format!("a{i}"),
+                    subject: "default/x".into(),
+                    detail: serde_json::Value::Null,
+                })
+                .unwrap();
+        }
+        let all = store.audit(0, 100).unwrap();
+        let actions: Vec<_> = all.iter().map(|(_, e)| e.action.as_str()).collect();
+        assert_eq!(actions, ["a0", "a1", "a2", "a3", "a4"]);
+        let rest = store.audit(all[3].0, 100).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(store.audit(0, 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema", b"99")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+}

@@ -128,25 +128,25 @@ fn verified<'b>(
     state: &HttpState,
     headers: &HeaderMap,
     body: &'b Bytes,
-) -> Result<&'b str, Response> {
+) -> Result<&'b str, &'static str> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(ts), Some(signature)) = (
         header(SlackEventSignatureVerifier::SLACK_SIGNED_TIMESTAMP),
         header(SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
     ) else {
-        return Err(unauthorized("missing signature headers"));
+        return Err("missing signature headers");
     };
-    let body = std::str::from_utf8(body).map_err(|_| unauthorized("body is not UTF-8"))?;
+    let body = std::str::from_utf8(body).map_err(|_| "body is not UTF-8")?;
     match state.verifier.verify(signature, body, ts) {
         Ok(()) => Ok(body),
         Err(e) => {
             tracing::warn!(error = %e, "rejected a Slack request");
-            Err(unauthorized(match e {
+            Err(match e {
                 SlackEventSignatureVerifierError::IncorrectOrExpiredTimestampError(_) => {
                     "stale or invalid timestamp"
                 }
                 _ => "signature mismatch",
-            }))
+            })
         }
     }
 }
@@ -172,7 +172,7 @@ fn reply_body(reply: Reply) -> Response {
 async fn commands(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match verified(&state, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return unauthorized(why),
     };
     let event: SlackCommandEvent = match serde_urlencoded::from_str(body) {
         Ok(e) => e,
@@ -188,7 +188,7 @@ async fn interactivity(
 ) -> Response {
     let body = match verified(&state, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return unauthorized(why),
     };
     #[derive(serde::Deserialize)]
     struct Form {
@@ -212,7 +212,7 @@ async fn interactivity(
 async fn events(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match verified(&state, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return unauthorized(why),
     };
     let value: serde_json::Value = match serde_json::from_str(body) {
         Ok(v) => v,

@@ -1,7 +1,7 @@
 //! rerun-bot: a chat-ops bot for Kubernetes CronJobs.
 //!
 //! It watches the Jobs that CronJobs spawn and posts an interactive alert when
-//! one fails. See `DESIGN.md` in the README's "Development" section for the flow.
+//! one fails. `docs/design.md` follows one failure through the code.
 //!
 //! Layout: [`core`] is pure (rules, no I/O); [`kube`], [`chat`], [`store`] and
 //! [`http`] each own one outside system; [`app`] wires events to decisions.

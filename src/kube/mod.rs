@@ -230,12 +230,13 @@ impl Cluster {
         let params = LogParams {
             container: Some(failed.exit.container.clone()),
             tail_lines: Some(max_lines as i64),
-            // Fetch more than we show, so the tail we keep is the real end.
-            limit_bytes: Some((max_bytes * 16).clamp(16 * 1024, 1024 * 1024) as i64),
+            // limitBytes keeps the *first* bytes of the tail, which would hide the
+            // error at the end behind one long line: stream instead, keep the end.
+            limit_bytes: Some(LOG_READ_LIMIT as i64),
             previous: failed.previous,
             ..LogParams::default()
         };
-        let log = match pods.logs(&failed.exit.pod, &params).await {
+        let log = match read_tail(&pods, &failed.exit.pod, &params, max_bytes * 4).await {
             Ok(text) => {
                 let lines = tail_lines(&text, max_lines);
                 let (kept, cut) = tail_bytes(lines, max_bytes);
@@ -250,6 +251,39 @@ impl Cluster {
         };
         (Some(failed.exit), log)
     }
+}
+
+/// The most log bytes read per alert (a bound on time, not on memory).
+const LOG_READ_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Streams a log and keeps only its last `keep` bytes in memory.
+async fn read_tail(
+    pods: &Api<Pod>,
+    pod: &str,
+    params: &LogParams,
+    keep: usize,
+) -> Result<String, kube::Error> {
+    use futures::AsyncReadExt;
+    let mut stream = std::pin::pin!(pods.log_stream(pod, params).await?);
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * keep);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(kube::Error::ReadEvents)?;
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&chunk[..n]);
+        if tail.len() > 2 * keep {
+            tail.drain(..tail.len() - keep);
+        }
+    }
+    if tail.len() > keep {
+        tail.drain(..tail.len() - keep);
+    }
+    Ok(String::from_utf8_lossy(&tail).into_owned())
 }
 
 fn short(e: &kube::Error) -> String {

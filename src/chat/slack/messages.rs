@@ -224,12 +224,12 @@ pub fn failure_alert(alert: &FailureAlert, failures: u32, reply: bool) -> Render
             lines,
             truncated,
         } if !text.trim().is_empty() => {
-            let title = format!(
-                "*Last {}{} log lines* of `{}`:\n",
-                if *truncated { "≈" } else { "" },
-                lines,
-                escape_cut(container, 253)
-            );
+            let container = escape_cut(container, 253);
+            let title = match (*truncated, *lines) {
+                (true, _) => format!("*End of the log* of `{container}` (cut to fit):\n"),
+                (false, 1) => format!("*Last log line* of `{container}`:\n"),
+                (false, n) => format!("*Last {n} log lines* of `{container}`:\n"),
+            };
             let budget = SECTION_TEXT_MAX - title.chars().count();
             blocks.push(section(format!("{title}{}", code_block(text, budget))));
         }

@@ -1,0 +1,346 @@
+//! `cargo bench --bench e2e`: end-to-end figures of the release binary against
+//! the same fakes the tests use. Prints one JSON line.
+//!
+//! - latency from writing a Job's `Failed` condition to `chat.postMessage`
+//!   arriving at the fake Slack: single failures, and a burst of 200;
+//! - the same latency for a bare kube-rs watcher on the same fake (the floor);
+//! - time from process start to `/readyz` and peak RSS (VmHWM) with 10,000
+//!   Jobs and 2,000 CronJobs in the cluster;
+//! - duplicate alerts (must be 0).
+//!
+//! Targets (issue "Failure alerts"): p99 ≤ 2× floor + 10 ms, RSS ≤ 40 MiB,
+//! ready ≤ 2 s, zero duplicates.
+
+#[path = "../tests/support/kube.rs"]
+mod kube_fake;
+#[path = "../tests/support/slack.rs"]
+#[allow(dead_code)]
+mod slack_fake;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube_fake::{CronJobFixture, Failure, FakeKube, Resource};
+use serde_json::json;
+use slack_fake::FakeSlack;
+
+const JOBS: usize = 10_000;
+const CRONJOBS: usize = 2_000;
+const BURST: usize = 200;
+const SINGLES: usize = 50;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn summary(mut ms: Vec<f64>) -> serde_json::Value {
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({ "n": ms.len(), "p50_ms": round(percentile(&ms, 0.5)), "p99_ms": round(percentile(&ms, 0.99)) })
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: bench\ncurrent-context: fake\nusers:\n- name: bench\n  user:\n    token: bench-token\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn http_status(url: &str) -> Option<u16> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let req = hyper::Request::get(url).body(Default::default()).ok()?;
+    Some(client.request(req).await.ok()?.status().as_u16())
+}
+
+struct BotProcess {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_bot(kube: &FakeKube, slack: &FakeSlack, port: u16) -> BotProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &kube.url());
+    let child = Command::new(env!("CARGO_BIN_EXE_rerun-bot"))
+        .arg("serve")
+        .env_clear()
+        .env("KUBECONFIG", config)
+        .env("SLACK_BOT_TOKEN", "xoxb-bench")
+        .env("SLACK_SIGNING_SECRET", "bench-secret")
+        .env("SLACK_API_URL", slack.api_url())
+        .env("RERUN_BOT_CHANNEL", "C_BENCH")
+        .env("RERUN_BOT_DATA_DIR", dir.path().join("data"))
+        .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the release binary");
+    BotProcess { child, _dir: dir }
+}
+
+/// Fails `names` (one Job each) and returns the write instant per CronJob.
+fn fail_many(kube: &FakeKube, names: &[String]) -> HashMap<String, Instant> {
+    let mut written = HashMap::new();
+    for name in names {
+        let job = kube.spawn_job("default", name, Utc::now());
+        let job_name = job["metadata"]["name"].as_str().unwrap().to_string();
+        kube.fail_job("default", &job_name, Failure::backoff_limit().log("boom\n"));
+        written.insert(name.clone(), Instant::now());
+    }
+    written
+}
+
+/// Waits for one alert per CronJob in `written`; returns latencies in ms.
+async fn alert_latencies(
+    slack: &FakeSlack,
+    written: &HashMap<String, Instant>,
+    seen: &mut HashMap<String, usize>,
+) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    while latencies.len() < written.len() {
+        let call =
+            tokio::time::timeout(Duration::from_secs(60), slack.next_call("chat.postMessage"))
+                .await
+                .expect("alerts within 60 s");
+        let text = call.params["text"].as_str().unwrap_or_default().to_string();
+        let Some(name) = text
+            .strip_prefix("CronJob default/")
+            .and_then(|t| t.split(' ').next())
+        else {
+            continue;
+        };
+        let name = name.trim_end_matches(':').to_string();
+        *seen.entry(name.clone()).or_default() += 1;
+        if let Some(at) = written.get(&name) {
+            latencies.push(call.at.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies
+}
+
+/// The floor: how fast a bare kube-rs watcher sees the same writes.
+async fn watcher_floor(kube: &FakeKube, n: usize, burst: bool) -> Vec<f64> {
+    let client = kube::Client::try_from(kube.client_config()).unwrap();
+    let api: kube::Api<Job> = kube::Api::all(client);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+        );
+        while let Some(Ok(job)) = stream.next().await {
+            let failed = job
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Failed" && c.status == "True");
+            if failed {
+                let _ = tx.send((job.metadata.name.unwrap_or_default(), Instant::now()));
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("floor-{}-{i}", if burst { "b" } else { "s" }))
+        .collect();
+    for name in &names {
+        kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    let mut latencies = Vec::new();
+    let mut written = HashMap::new();
+    let receive = |latencies: &mut Vec<f64>, written: &HashMap<String, Instant>, got: (String, Instant)| {
+        if let Some(at) = written.get(&got.0) {
+            latencies.push(got.1.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+        }
+    };
+    if burst {
+        for name in &names {
+            let job = kube.spawn_job("default", name, Utc::now());
+            let job_name = job["metadata"]["name"].as_str().unwrap().to_string();
+            kube.fail_job("default", &job_name, Failure::backoff_limit());
+            written.insert(job_name, Instant::now());
+        }
+        while latencies.len() < n {
+            let got = rx.recv().await.unwrap();
+            receive(&mut latencies, &written, got);
+        }
+    } else {
+        for name in &names {
+            let job = kube.spawn_job("default", name, Utc::now());
+            let job_name = job["metadata"]["name"].as_str().unwrap().to_string();
+            kube.fail_job("default", &job_name, Failure::backoff_limit());
+            written.insert(job_name.clone(), Instant::now());
+            loop {
+                let got = rx.recv().await.unwrap();
+                let done = got.0 == job_name;
+                receive(&mut latencies, &written, got);
+                if done {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    task.abort();
+    latencies
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        // `cargo bench -- --list` / `cargo test --benches` probes: nothing to list.
+        return;
+    }
+    let kube = FakeKube::start().await;
+    let slack = FakeSlack::start("bench-secret").await;
+
+    // The cluster: 2,000 CronJobs and 10,000 Jobs (a fifth failed long ago).
+    for i in 0..CRONJOBS {
+        kube.apply_cronjob(CronJobFixture::new(&format!("cron-{i}")).build());
+    }
+    let long_ago = Utc::now() - chrono::Duration::days(2);
+    for i in 0..JOBS {
+        let cj = format!("cron-{}", i % CRONJOBS);
+        let job = kube.spawn_job(
+            "default",
+            &cj,
+            long_ago - chrono::Duration::minutes(i as i64),
+        );
+        if i % 5 == 0 {
+            let name = job["metadata"]["name"].as_str().unwrap().to_string();
+            kube.update(Resource::Jobs, "default", &name, |j| {
+                j["status"]["active"] = json!(0);
+                j["status"]["conditions"] = json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                    "lastTransitionTime": long_ago.to_rfc3339()}]);
+            });
+        }
+    }
+
+    let port = free_port();
+    let started = Instant::now();
+    let mut bot = spawn_bot(&kube, &slack, port);
+    let ready_url = format!("http://127.0.0.1:{port}/readyz");
+    loop {
+        if http_status(&ready_url).await == Some(200) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "bot not ready in 60 s"
+        );
+        if let Ok(Some(status)) = bot.child.try_wait() {
+            panic!("bot exited: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    // Single failures, one at a time.
+    let singles: Vec<String> = (0..SINGLES).map(|i| format!("single-{i}")).collect();
+    for name in &singles {
+        kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut single_ms = Vec::new();
+    for name in &singles {
+        let written = fail_many(&kube, std::slice::from_ref(name));
+        single_ms.extend(alert_latencies(&slack, &written, &mut seen).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A burst of 200 failures of different CronJobs.
+    let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
+    for name in &burst {
+        kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written = fail_many(&kube, &burst);
+    let burst_ms = alert_latencies(&slack, &written, &mut seen).await;
+
+    // Let stragglers (duplicates) arrive, then count.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_kib = vm_hwm_kib(bot.child.id()).unwrap_or(0);
+    let posts = slack.calls("chat.postMessage");
+    let mut per_cronjob: HashMap<String, usize> = HashMap::new();
+    for call in &posts {
+        let text = call.params["text"].as_str().unwrap_or_default();
+        if let Some(name) = text
+            .strip_prefix("CronJob default/")
+            .and_then(|t| t.split(' ').next())
+        {
+            *per_cronjob
+                .entry(name.trim_end_matches(':').to_string())
+                .or_default() += 1;
+        }
+    }
+    let duplicates: usize = per_cronjob.values().map(|n| n.saturating_sub(1)).sum();
+    let old_alerted = per_cronjob
+        .keys()
+        .filter(|k| k.starts_with("cron-"))
+        .count();
+    drop(bot);
+
+    let floor_single = watcher_floor(&kube, SINGLES, false).await;
+    let floor_burst = watcher_floor(&kube, BURST, true).await;
+
+    let line = json!({
+        "bench": "e2e",
+        "alert_latency_single": summary(single_ms),
+        "alert_latency_burst200": summary(burst_ms),
+        "watcher_floor_single": summary(floor_single),
+        "watcher_floor_burst200": summary(floor_burst),
+        "ready_ms_10k_jobs_2k_cronjobs": round(ready_ms),
+        "peak_rss_mib": round(rss_kib as f64 / 1024.0),
+        "duplicate_alerts": duplicates,
+        "alerts_outside_lookback": old_alerted,
+    });
+    println!("{line}");
+}

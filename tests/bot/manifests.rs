@@ -1,0 +1,556 @@
+//! The deployment files users apply as they are: `manifests/` (kustomize base and
+//! Slack app manifest) and `.env.example`. These tests pin what matters for
+//! safety — least-privilege RBAC, a single locked-down replica, no secrets in
+//! the repository — so that changing any of it is a conscious test change.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// Files in `manifests/` that are not Kubernetes resources applied by kustomize.
+const SLACK_APP: &str = "slack-app.yaml";
+const KUSTOMIZATION: &str = "kustomization.yaml";
+const SECRET_EXAMPLE: &str = "secret.example.yaml";
+
+/// Every setting of DESIGN.md's configuration table, plus the alert settings
+/// added since (thread window, log tail, log format).
+const SETTINGS: &[&str] = &[
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_API_URL",
+    "RERUN_BOT_CHANNEL",
+    "RERUN_BOT_NAMESPACES",
+    "RERUN_BOT_DATA_DIR",
+    "RERUN_BOT_LISTEN",
+    "RERUN_BOT_REQUESTERS",
+    "RERUN_BOT_APPROVERS",
+    "RERUN_BOT_ADMINS",
+    "RERUN_BOT_APPROVAL_TTL",
+    "RERUN_BOT_LOOKBACK",
+    "RERUN_BOT_REQUIRE_TICKET",
+    "RERUN_BOT_AUDIT_TOKEN",
+    "RUST_LOG",
+    "RERUN_BOT_LOG_FORMAT",
+    "RERUN_BOT_THREAD_WINDOW",
+    "RERUN_BOT_LOG_LINES",
+    "RERUN_BOT_LOG_BYTES",
+];
+
+/// The whole of what the bot may do in the cluster in this version: read.
+/// Reruns will add `batch/jobs create`, holds `batch/cronjobs patch` and
+/// `batch/jobs delete`; extend this list together with `clusterrole.yaml`.
+const ALLOWED_RBAC: &[(&str, &str, &str)] = &[
+    ("batch", "jobs", "get"),
+    ("batch", "jobs", "list"),
+    ("batch", "jobs", "watch"),
+    ("batch", "cronjobs", "get"),
+    ("batch", "cronjobs", "list"),
+    ("batch", "cronjobs", "watch"),
+    ("", "pods", "get"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    ("", "pods/log", "get"),
+    ("", "events", "get"),
+    ("", "events", "list"),
+    ("", "events", "watch"),
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn manifests_dir() -> PathBuf {
+    root().join("manifests")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// `manifests/*.yaml` (and `*.yml`), sorted by name.
+fn manifest_files() -> Vec<PathBuf> {
+    let dir = manifests_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml") | Some("yml")
+                )
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML files in {}", dir.display());
+    files
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("UTF-8 file name")
+}
+
+/// All non-empty YAML documents of a file (`---`-separated).
+fn documents(path: &Path) -> Vec<Value> {
+    let text = read(path);
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let value = Value::deserialize(de)
+            .unwrap_or_else(|e| panic!("{}: document {i} is not valid YAML: {e}", path.display()));
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    assert!(
+        !docs.is_empty(),
+        "{} holds no YAML document",
+        path.display()
+    );
+    docs
+}
+
+fn manifest(name: &str) -> Vec<Value> {
+    documents(&manifests_dir().join(name))
+}
+
+/// The one document of `kind` among all files in `manifests/`.
+fn resource(kind: &str) -> Value {
+    let mut found: Vec<Value> = manifest_files()
+        .iter()
+        .flat_map(|f| documents(f))
+        .filter(|d| d["kind"].as_str() == Some(kind))
+        .collect();
+    assert_eq!(found.len(), 1, "expected exactly one {kind} in manifests/");
+    found.remove(0)
+}
+
+fn str_at<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what}: expected a string, got {v:?}"))
+}
+
+fn seq_at<'a>(v: &'a Value, what: &str) -> &'a Vec<Value> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("{what}: expected a list, got {v:?}"))
+}
+
+fn strings(v: &Value, what: &str) -> Vec<String> {
+    seq_at(v, what)
+        .iter()
+        .map(|s| str_at(s, what).to_string())
+        .collect()
+}
+
+/// Whether `text` contains something shaped like a real Slack token:
+/// `xox[bpa]-<digit>` or `xapp-<digit>`. Returns its start.
+fn contains_slack_token(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let prefixes: &[&[u8]] = &[b"xoxb-", b"xoxp-", b"xoxa-", b"xapp-"];
+    (0..bytes.len()).find_map(|start| {
+        let rest = &bytes[start..];
+        let prefix = prefixes.iter().find(|p| rest.starts_with(p))?;
+        if !rest.get(prefix.len()).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let end = rest.len().min(prefix.len() + 8);
+        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    })
+}
+
+#[test]
+fn token_detector_finds_real_looking_tokens_only() {
+    assert!(contains_slack_token("SLACK_BOT_TOKEN=xoxb-1234-5678-abc").is_some());
+    assert!(contains_slack_token("token: xoxp-9").is_some());
+    assert!(contains_slack_token("xoxa-2-abc").is_some());
+    assert!(contains_slack_token("SLACK_APP_TOKEN=xapp-1-A0-1-ff").is_some());
+    assert!(contains_slack_token("SLACK_BOT_TOKEN=xoxb-REPLACE-ME").is_none());
+    assert!(contains_slack_token("xoxb-…, xoxc-1, xapp-REPLACE-ME").is_none());
+}
+
+#[test]
+fn every_manifest_is_valid_yaml_and_every_resource_is_named() {
+    for file in manifest_files() {
+        let name = file_name(&file);
+        let docs = documents(&file);
+        if name == SLACK_APP || name == KUSTOMIZATION {
+            continue; // checked by their own tests below
+        }
+        for (i, doc) in docs.iter().enumerate() {
+            let at = format!("{name} document {i}");
+            assert!(doc.is_mapping(), "{at}: not a mapping");
+            for key in ["apiVersion", "kind"] {
+                let v = doc[key].as_str().unwrap_or("");
+                assert!(!v.is_empty(), "{at}: missing {key}");
+            }
+            let meta = &doc["metadata"];
+            let resource_name = meta["name"].as_str().unwrap_or("");
+            assert!(!resource_name.is_empty(), "{at}: missing metadata.name");
+            assert_eq!(
+                meta["labels"]["app.kubernetes.io/name"].as_str(),
+                Some("rerun-bot"),
+                "{at}: label app.kubernetes.io/name: rerun-bot"
+            );
+            if let Some(ns) = meta["namespace"].as_str() {
+                assert_eq!(ns, "rerun-bot", "{at}: namespace");
+            }
+        }
+    }
+}
+
+#[test]
+fn kustomization_lists_every_resource_file_and_nothing_else() {
+    let docs = manifest(KUSTOMIZATION);
+    assert_eq!(docs.len(), 1, "{KUSTOMIZATION}: one document");
+    let k = &docs[0];
+    assert_eq!(k["kind"].as_str(), Some("Kustomization"));
+    assert_eq!(k["namespace"].as_str(), Some("rerun-bot"));
+
+    let listed = strings(&k["resources"], "kustomization resources");
+    let listed_set: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+    assert_eq!(listed_set.len(), listed.len(), "a resource is listed twice");
+    for entry in &listed {
+        assert!(
+            manifests_dir().join(entry).is_file(),
+            "{KUSTOMIZATION} lists {entry}, which does not exist"
+        );
+    }
+
+    for file in manifest_files() {
+        let name = file_name(&file);
+        match name {
+            KUSTOMIZATION | SLACK_APP => {}
+            SECRET_EXAMPLE => assert!(
+                !listed_set.contains(name),
+                "{SECRET_EXAMPLE} holds placeholders; applying it would overwrite the real Secret"
+            ),
+            _ => assert!(
+                listed_set.contains(name),
+                "{name} is in manifests/ but not in {KUSTOMIZATION}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn slack_app_manifest_has_the_commands_and_interactivity() {
+    let docs = manifest(SLACK_APP);
+    assert_eq!(docs.len(), 1, "{SLACK_APP}: one document");
+    let app = &docs[0];
+    assert_eq!(app["_metadata"]["major_version"].as_u64(), Some(1));
+    assert_eq!(
+        app["display_information"]["name"].as_str(),
+        Some("rerun-bot")
+    );
+    assert!(
+        app["features"]["bot_user"]["display_name"].is_string(),
+        "features.bot_user.display_name"
+    );
+
+    let commands = seq_at(&app["features"]["slash_commands"], "slash_commands");
+    let mut names = BTreeSet::new();
+    for c in commands {
+        let name = str_at(&c["command"], "slash command");
+        assert!(names.insert(name), "{name} is declared twice");
+        assert!(
+            str_at(&c["url"], name).ends_with("/slack/commands"),
+            "{name}: url must point at /slack/commands"
+        );
+        assert!(
+            !str_at(&c["description"], name).is_empty(),
+            "{name}: description"
+        );
+        assert!(
+            !str_at(&c["usage_hint"], name).is_empty(),
+            "{name}: usage_hint"
+        );
+        assert_eq!(
+            c["should_escape"].as_bool(),
+            Some(false),
+            "{name}: should_escape"
+        );
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(["/rerun", "/hold", "/resume", "/cronjobs"])
+    );
+
+    let interactivity = &app["settings"]["interactivity"];
+    assert_eq!(interactivity["is_enabled"].as_bool(), Some(true));
+    assert!(
+        str_at(&interactivity["request_url"], "interactivity.request_url")
+            .ends_with("/slack/interactivity")
+    );
+    assert!(
+        app["settings"]["socket_mode_enabled"].is_bool(),
+        "settings.socket_mode_enabled"
+    );
+
+    let scopes: BTreeSet<String> = strings(&app["oauth_config"]["scopes"]["bot"], "bot scopes")
+        .into_iter()
+        .collect();
+    let expected: BTreeSet<String> = [
+        "chat:write",
+        "chat:write.public",
+        "commands",
+        "users:read",
+        "usergroups:read",
+        "channels:read",
+        "groups:read",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(scopes, expected, "bot scopes (widen them deliberately)");
+}
+
+fn container_port_names(container: &Value) -> BTreeSet<String> {
+    container["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn deployment_runs_one_locked_down_replica() {
+    let d = resource("Deployment");
+    let spec = &d["spec"];
+    assert_eq!(
+        spec["replicas"].as_u64(),
+        Some(1),
+        "sled allows one process per data dir"
+    );
+    assert_eq!(
+        spec["strategy"]["type"].as_str(),
+        Some("Recreate"),
+        "a rolling update would start a second pod on the locked data dir"
+    );
+    let selector = &spec["selector"]["matchLabels"];
+    let labels = &spec["template"]["metadata"]["labels"];
+    assert_eq!(
+        selector["app.kubernetes.io/name"].as_str(),
+        Some("rerun-bot")
+    );
+    assert_eq!(
+        labels["app.kubernetes.io/name"],
+        selector["app.kubernetes.io/name"]
+    );
+
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("rerun-bot"));
+    let containers = seq_at(&pod["containers"], "containers");
+    assert_eq!(containers.len(), 1, "one container");
+    let c = &containers[0];
+    assert_eq!(strings(&c["args"], "args"), vec!["serve".to_string()]);
+
+    let sc = &c["securityContext"];
+    let pod_sc = &pod["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    let non_root = sc["runAsNonRoot"]
+        .as_bool()
+        .or(pod_sc["runAsNonRoot"].as_bool());
+    assert_eq!(non_root, Some(true), "runAsNonRoot");
+    assert!(
+        sc["runAsNonRoot"].as_bool().unwrap_or(true),
+        "the container must not undo the pod's runAsNonRoot"
+    );
+    assert!(
+        strings(&sc["capabilities"]["drop"], "capabilities.drop").contains(&"ALL".to_string()),
+        "capabilities: drop ALL"
+    );
+
+    let ports = container_port_names(c);
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"].as_str(), Some(path), "{probe} path");
+        let port_ok = match &get["port"] {
+            Value::String(name) => ports.contains(name),
+            Value::Number(n) => n.as_u64() == Some(8080),
+            _ => false,
+        };
+        assert!(port_ok, "{probe} must use the container's HTTP port");
+    }
+
+    // The data dir is the persistent volume, and the settings say so.
+    let env = seq_at(&c["env"], "env");
+    let env_var = |name: &str| env.iter().find(|e| e["name"].as_str() == Some(name));
+    let data_dir = env_var("RERUN_BOT_DATA_DIR").expect("RERUN_BOT_DATA_DIR is set");
+    let data_dir = str_at(&data_dir["value"], "RERUN_BOT_DATA_DIR");
+    let mount = seq_at(&c["volumeMounts"], "volumeMounts")
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some(data_dir))
+        .unwrap_or_else(|| panic!("nothing is mounted at {data_dir}"));
+    let volume = seq_at(&pod["volumes"], "volumes")
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the data mount's volume");
+    let claim = str_at(
+        &volume["persistentVolumeClaim"]["claimName"],
+        "data volume claimName",
+    );
+    let pvc = resource("PersistentVolumeClaim");
+    assert_eq!(pvc["metadata"]["name"].as_str(), Some(claim));
+
+    // Secrets come from the Secret, the rest from the ConfigMap.
+    for (var, optional) in [
+        ("SLACK_BOT_TOKEN", false),
+        ("SLACK_SIGNING_SECRET", true),
+        ("SLACK_APP_TOKEN", true),
+    ] {
+        let e = env_var(var).unwrap_or_else(|| panic!("{var} is not set"));
+        let key_ref = &e["valueFrom"]["secretKeyRef"];
+        assert_eq!(
+            key_ref["name"].as_str(),
+            Some("rerun-bot-slack"),
+            "{var} from the Secret"
+        );
+        assert_eq!(key_ref["key"].as_str(), Some(var));
+        assert_eq!(
+            key_ref["optional"].as_bool().unwrap_or(false),
+            optional,
+            "{var} optional"
+        );
+    }
+    let config_map = resource("ConfigMap");
+    let config_name = str_at(&config_map["metadata"]["name"], "ConfigMap name");
+    assert!(
+        seq_at(&c["envFrom"], "envFrom")
+            .iter()
+            .any(|e| e["configMapRef"]["name"].as_str() == Some(config_name)),
+        "envFrom the ConfigMap {config_name}"
+    );
+    assert!(
+        config_map["data"]["RERUN_BOT_CHANNEL"].is_string(),
+        "the ConfigMap sets the required RERUN_BOT_CHANNEL"
+    );
+    let secret = manifest(SECRET_EXAMPLE);
+    assert_eq!(
+        secret[0]["metadata"]["name"].as_str(),
+        Some("rerun-bot-slack")
+    );
+}
+
+#[test]
+fn rbac_grants_read_access_and_nothing_more() {
+    let allowed: BTreeSet<(String, String, String)> = ALLOWED_RBAC
+        .iter()
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+
+    let roles: Vec<(String, Value)> = manifest_files()
+        .iter()
+        .flat_map(|f| {
+            let name = file_name(f).to_string();
+            documents(f).into_iter().map(move |d| (name.clone(), d))
+        })
+        .filter(|(_, d)| matches!(d["kind"].as_str(), Some("ClusterRole") | Some("Role")))
+        .collect();
+    assert_eq!(roles.len(), 1, "one ClusterRole, no other Role");
+
+    let mut granted = BTreeSet::new();
+    for (file, role) in &roles {
+        assert!(
+            role["aggregationRule"].is_null(),
+            "{file}: aggregated roles grant what others add"
+        );
+        for (i, rule) in seq_at(&role["rules"], "rules").iter().enumerate() {
+            let at = format!("{file} rule {i}");
+            let rendered = serde_yaml::to_string(rule).expect("rule to YAML");
+            assert!(!rendered.contains('*'), "{at}: wildcard in {rendered}");
+            for forbidden in ["nonResourceURLs", "resourceNames"] {
+                assert!(rule[forbidden].is_null(), "{at}: unexpected {forbidden}");
+            }
+            let groups = strings(&rule["apiGroups"], "apiGroups");
+            let resources = strings(&rule["resources"], "resources");
+            let verbs = strings(&rule["verbs"], "verbs");
+            for g in &groups {
+                for r in &resources {
+                    for v in &verbs {
+                        let grant = (g.clone(), r.clone(), v.clone());
+                        assert!(
+                            allowed.contains(&grant),
+                            "{at} grants {v} on {g:?}/{r}, beyond this version's read-only access"
+                        );
+                        granted.insert(grant);
+                    }
+                }
+            }
+        }
+    }
+    let missing: Vec<_> = allowed.difference(&granted).collect();
+    assert!(missing.is_empty(), "the bot needs {missing:?}");
+
+    let role_name = str_at(&roles[0].1["metadata"]["name"], "ClusterRole name");
+    let binding = resource("ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["kind"].as_str(), Some("ClusterRole"));
+    assert_eq!(binding["roleRef"]["name"].as_str(), Some(role_name));
+    let sa = resource("ServiceAccount");
+    let subjects = seq_at(&binding["subjects"], "subjects");
+    assert_eq!(subjects.len(), 1, "bound to the bot only");
+    assert_eq!(subjects[0]["kind"].as_str(), Some("ServiceAccount"));
+    assert_eq!(subjects[0]["name"], sa["metadata"]["name"]);
+    assert_eq!(subjects[0]["namespace"].as_str(), Some("rerun-bot"));
+}
+
+#[test]
+fn env_example_names_every_setting_and_holds_no_token() {
+    let path = root().join(".env.example");
+    let text = read(&path);
+    let missing: Vec<&str> = SETTINGS
+        .iter()
+        .copied()
+        .filter(|var| !text.contains(&format!("{var}=")))
+        .collect();
+    assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+    assert_eq!(
+        contains_slack_token(&text),
+        None,
+        ".env.example must hold placeholders, not tokens"
+    );
+    for file in manifest_files() {
+        assert_eq!(
+            contains_slack_token(&read(&file)),
+            None,
+            "{} must hold placeholders, not tokens",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_cli_setting_is_documented() {
+    // The settings the binary actually reads: `env = "…"` in src/config.rs.
+    let config = read(&root().join("src/config.rs"));
+    let in_code: BTreeSet<&str> = config
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(
+        in_code.contains("RERUN_BOT_CHANNEL"),
+        "no settings found in src/config.rs"
+    );
+    let env_example = read(&root().join(".env.example"));
+    let readme = read(&root().join("README.md"));
+    for var in &in_code {
+        assert!(
+            SETTINGS.contains(var),
+            "{var} is new: add it to SETTINGS here"
+        );
+        assert!(
+            env_example.contains(var),
+            "{var} is missing from .env.example"
+        );
+        assert!(
+            readme.contains(&format!("`{var}`")),
+            "{var} is missing from README.md"
+        );
+    }
+}

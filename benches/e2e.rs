@@ -114,7 +114,10 @@ fn spawn_bot(kube: &FakeKube, slack: &FakeSlack, port: u16) -> BotProcess {
         .env("RERUN_BOT_CHANNEL", "C_BENCH")
         .env("RERUN_BOT_DATA_DIR", dir.path().join("data"))
         .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_BOT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -196,11 +199,12 @@ async fn watcher_floor(kube: &FakeKube, n: usize, burst: bool) -> Vec<f64> {
     }
     let mut latencies = Vec::new();
     let mut written = HashMap::new();
-    let receive = |latencies: &mut Vec<f64>, written: &HashMap<String, Instant>, got: (String, Instant)| {
-        if let Some(at) = written.get(&got.0) {
-            latencies.push(got.1.saturating_duration_since(*at).as_secs_f64() * 1000.0);
-        }
-    };
+    let receive =
+        |latencies: &mut Vec<f64>, written: &HashMap<String, Instant>, got: (String, Instant)| {
+            if let Some(at) = written.get(&got.0) {
+                latencies.push(got.1.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+            }
+        };
     if burst {
         for name in &names {
             let job = kube.spawn_job("default", name, Utc::now());

@@ -7,6 +7,7 @@
 //! [`http`] each own one outside system; [`app`] wires events to decisions.
 
 pub mod app;
+pub mod audit_client;
 pub mod chat;
 pub mod config;
 pub mod core;
@@ -84,7 +85,7 @@ impl Bot {
                 log_bytes: settings.log_bytes,
                 pending_retry: Duration::from_secs(30),
             },
-            store,
+            store.clone(),
             chat.clone(),
             cluster,
             metrics,
@@ -135,7 +136,15 @@ impl Bot {
             addr: settings.listen,
             source,
         })?;
-        let router = http::router(app.clone(), slack_routes);
+        let audit = settings
+            .audit_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|token| http::audit::AuditState {
+                store: store.clone(),
+                token: token.to_string(),
+            });
+        let router = http::router(app.clone(), slack_routes, audit);
         let stop = app.cancelled();
         app.spawn(async move {
             if let Err(e) = axum::serve(listener, router)

@@ -130,6 +130,7 @@ impl App {
     }
 
     async fn raise_alert(&self, job: JobSnapshot) {
+        let started = std::time::Instant::now();
         let Some(cronjob_name) = job.cronjob.clone() else {
             return;
         };
@@ -169,10 +170,12 @@ impl App {
                 return;
             }
         }
+        let decided = started.elapsed();
         let (exit, log) = self
             .cluster
             .failure_details(&job, self.settings.log_lines, self.settings.log_bytes)
             .await;
+        let captured = started.elapsed();
         record.alert.exit = exit;
         record.alert.log = log;
         if let Err(e) = self.store.put_alert(&job.uid, &record) {
@@ -181,7 +184,16 @@ impl App {
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
         }
+        let stored = started.elapsed();
         self.post_alert(&job.uid, record).await;
+        tracing::debug!(
+            job = %job.key(),
+            decide_ms = decided.as_millis() as u64,
+            capture_ms = (captured - decided).as_millis() as u64,
+            store_ms = (stored - captured).as_millis() as u64,
+            post_ms = (started.elapsed() - stored).as_millis() as u64,
+            "alert timings"
+        );
     }
 
     /// Posts a stored pending alert and records where it went. On failure the

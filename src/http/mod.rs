@@ -1,4 +1,6 @@
-//! The bot's HTTP port: Slack's endpoints (HTTP mode), probes and metrics.
+//! The bot's HTTP port: Slack's endpoints (HTTP mode), probes, metrics and the audit trail.
+
+pub mod audit;
 
 use std::sync::Arc;
 
@@ -10,12 +12,20 @@ use axum::routing::get;
 
 use crate::app::App;
 
-pub fn router(app: Arc<App>, slack: Option<Router>) -> Router {
+pub fn router(app: Arc<App>, slack: Option<Router>, audit: Option<audit::AuditState>) -> Router {
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(app);
+    let probes = match audit {
+        Some(state) => probes.merge(
+            Router::new()
+                .route("/audit", get(audit::audit))
+                .with_state(state),
+        ),
+        None => probes,
+    };
     match slack {
         Some(slack) => probes.merge(slack),
         None => probes,

@@ -12,6 +12,10 @@ const SCHEMA_VERSION: &[u8] = b"1";
 /// process per data dir (the Deployment uses `strategy: Recreate`).
 pub struct SledStore {
     db: sled::Db,
+    /// Group commit: flush requests handed out, and the highest one a
+    /// finished flush covers. One fsync serves every caller waiting for it.
+    flush_tickets: std::sync::atomic::AtomicU64,
+    flushed_upto: tokio::sync::Mutex<u64>,
     alerts: sled::Tree,
     threads: sled::Tree,
     audit: sled::Tree,
@@ -57,6 +61,8 @@ impl SledStore {
             }
         }
         Ok(SledStore {
+            flush_tickets: std::sync::atomic::AtomicU64::new(0),
+            flushed_upto: tokio::sync::Mutex::new(0),
             alerts: db.open_tree("alerts")?,
             threads: db.open_tree("threads")?,
             audit: db.open_tree("audit")?,
@@ -134,8 +140,22 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        // Not `flush_async`: concurrent calls of it deadlock in sled 0.34
+        // (spacejam/sled#1308; the e2e benchmark's burst of 200 alerts hit it).
+        use std::sync::atomic::Ordering::SeqCst;
+        // The caller's writes happened before it takes its ticket.
+        let ticket = self.flush_tickets.fetch_add(1, SeqCst) + 1;
         Box::pin(async move {
-            self.db.flush_async().await?;
+            let mut flushed_upto = self.flushed_upto.lock().await;
+            if *flushed_upto >= ticket {
+                return Ok(()); // a flush that started after our writes has finished
+            }
+            let covers = self.flush_tickets.load(SeqCst);
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| StoreError::Db(format!("flush task: {e}")))??;
+            *flushed_upto = covers;
             Ok(())
         })
     }
@@ -224,6 +244,35 @@ mod tests {
         let rest = store.audit(all[3].0, 100).unwrap();
         assert_eq!(rest.len(), 2);
         assert_eq!(store.audit(0, 2).unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let flushes = (0..64u32).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .put_thread(
+                        &format!("ns/cj-{i}"),
+                        &ThreadState {
+                            channel: "C".into(),
+                            posted_in: "C".into(),
+                            ts: "1.1".into(),
+                            parent_job_uid: "u".into(),
+                            opened_at: Utc::now(),
+                            failures: 1,
+                        },
+                    )
+                    .unwrap();
+                store.flush().await.unwrap();
+            })
+        });
+        let all = futures::future::join_all(flushes);
+        tokio::time::timeout(std::time::Duration::from_secs(20), all)
+            .await
+            .expect("no flush deadlock");
     }
 
     #[test]

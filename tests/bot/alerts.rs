@@ -420,3 +420,28 @@ async fn malformed_objects_never_stop_the_watch() {
     assert!(text.contains("Logs unavailable"), "{text}");
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_failures_gives_one_alert_each() {
+    let t = Tester::start().await;
+    let names: Vec<String> = (0..40).map(|i| format!("burst-{i}")).collect();
+    for name in &names {
+        t.kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    for name in &names {
+        t.fail_job(name, Failure::backoff_limit()).await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..names.len() {
+        let text = t.slack.next_message().await.text;
+        let name = text
+            .split('/')
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap()
+            .to_string();
+        assert!(seen.insert(name.clone()), "second alert for {name}");
+    }
+    assert_eq!(seen.len(), names.len());
+    t.finish().await;
+}

@@ -130,3 +130,64 @@ async fn settings_without_signing_secret_or_app_token_are_refused() {
     assert!(err.to_string().contains("SLACK_SIGNING_SECRET"), "{err}");
     t.finish().await;
 }
+
+#[tokio::test]
+async fn audit_endpoint_needs_the_token_and_the_cli_reads_it() {
+    let t = Tester::with_args(&["--audit-token", "s3cret-token"]).await;
+    t.kube
+        .apply_cronjob(CronJobFixture::new("billing-sync").build());
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    t.slack.next_message().await;
+
+    assert_eq!(t.get("/audit").await.status, 401);
+    let wrong = t
+        .post(
+            "/audit",
+            "text/plain",
+            &[("authorization", "Bearer nope".into())],
+            "",
+        )
+        .await;
+    assert_eq!(wrong.status, 405, "only GET");
+
+    let base = t.url("");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let lines =
+            rerun_bot::audit_client::fetch(&base, "s3cret-token", Some("1h"), Some("billing-sync"))
+                .await
+                .unwrap();
+        if !lines.is_empty() || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].action, "alert.posted");
+    assert_eq!(lines[0].subject, "default/billing-sync");
+    assert!(rerun_bot::audit_client::table(&lines).contains("alert.posted"));
+
+    let none = rerun_bot::audit_client::fetch(&base, "s3cret-token", None, Some("other"))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let err = rerun_bot::audit_client::fetch(&base, "wrong", None, None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("refused the token"), "{err}");
+    let err = rerun_bot::audit_client::fetch(&base, "s3cret-token", Some("last week"), None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("RFC 3339"), "{err}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn audit_endpoint_is_off_without_a_token() {
+    let t = Tester::start().await;
+    let err = rerun_bot::audit_client::fetch(&t.url(""), "anything", None, None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("no /audit endpoint"), "{err}");
+    t.finish().await;
+}

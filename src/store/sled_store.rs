@@ -38,14 +38,37 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
     })
 }
 
+/// sled reports its directory lock as an `Other` error with this text.
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
 impl SledStore {
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             // sled's default page cache is 1 GiB; the bot's working set is tiny.
             .cache_capacity(4 * 1024 * 1024)
-            .flush_every_ms(Some(500))
-            .open()?;
+            .flush_every_ms(Some(500));
+        // A store closed a moment ago (a restart in the same process) may still
+        // hold the directory lock while sled's flusher thread winds down.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if is_lock_error(&e) && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(sled::Error::Io(e)) if is_lock_error(&e) => {
+                    return Err(StoreError::Db(format!(
+                        "{} is locked by another process (one rerun-bot per data dir): {e}",
+                        dir.display()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let meta = db.open_tree("meta")?;
         match meta.get("schema")? {
             None => {

@@ -1,21 +1,9 @@
 //! `rerun-bot audit`: reads the running bot's audit trail over `GET /audit`.
 
-use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use serde::Deserialize;
 
-/// One audit line as the endpoint sends it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct AuditLine {
-    pub seq: u64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub subject: String,
-    #[serde(default)]
-    pub detail: serde_json::Value,
-}
+pub use crate::store::AuditEntry as AuditLine;
 
 /// Fetches audit lines; errors are one sentence for the person at the terminal.
 pub async fn fetch(
@@ -85,7 +73,7 @@ pub fn table(lines: &[AuditLine]) -> String {
         "AT (UTC)", "ACTOR", "ACTION", "SUBJECT", "DETAIL"
     );
     for l in lines {
-        let detail = match &l.detail {
+        let detail = match &l.event.detail {
             serde_json::Value::Object(m) => m
                 .iter()
                 .filter(|(_, v)| !v.is_null())
@@ -104,10 +92,10 @@ pub fn table(lines: &[AuditLine]) -> String {
         };
         out.push_str(&format!(
             "{:<20}  {:<12}  {:<22}  {:<32}  {}\n",
-            l.at.format("%Y-%m-%d %H:%M:%S"),
-            l.actor,
-            l.action,
-            l.subject,
+            l.event.at.format("%Y-%m-%d %H:%M:%S"),
+            l.event.actor,
+            l.event.action,
+            l.event.subject,
             detail
         ));
     }

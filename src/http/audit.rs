@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEntry, Store};
 
 #[derive(Clone)]
 pub struct AuditState {
@@ -103,7 +103,7 @@ pub async fn audit(
         };
         let Some((last, _)) = page.last() else { break };
         from = last + 1;
-        for (seq, event) in &page {
+        for (seq, event) in page {
             if since.is_some_and(|s| event.at < s)
                 || query
                     .cronjob
@@ -112,10 +112,11 @@ pub async fn audit(
             {
                 continue;
             }
-            out.push_str(
-                &serde_json::to_string(&AuditLine { seq: *seq, event })
-                    .expect("audit events serialize"),
-            );
+            let entry = AuditEntry {
+                seq: *seq,
+                event: event.clone(),
+            };
+            out.push_str(&serde_json::to_string(&entry).expect("audit events serialize"));
             out.push('\n');
             written += 1;
             if written >= limit {
@@ -124,13 +125,6 @@ pub async fn audit(
         }
     }
     ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
-}
-
-#[derive(serde::Serialize)]
-struct AuditLine<'a> {
-    seq: u64,
-    #[serde(flatten)]
-    event: &'a AuditEvent,
 }
 
 #[cfg(test)]

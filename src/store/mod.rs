@@ -60,6 +60,14 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
+/// An audit event with its sequence number, as `GET /audit` sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Inserts the record only if there is none for this Job yet. `false`: one exists.
     fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool>;

@@ -163,8 +163,8 @@ async fn audit_endpoint_needs_the_token_and_the_cli_reads_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(lines[0].action, "alert.posted");
-    assert_eq!(lines[0].subject, "default/billing-sync");
+    assert_eq!(lines[0].event.action, "alert.posted");
+    assert_eq!(lines[0].event.subject, "default/billing-sync");
     assert!(rerun_bot::audit_client::table(&lines).contains("alert.posted"));
 
     let none = rerun_bot::audit_client::fetch(&base, "s3cret-token", None, Some("other"))

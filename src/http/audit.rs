@@ -112,10 +112,7 @@ pub async fn audit(
             {
                 continue;
             }
-            let entry = AuditEntry {
-                seq: *seq,
-                event: event.clone(),
-            };
+            let entry = AuditEntry { seq, event };
             out.push_str(&serde_json::to_string(&entry).expect("audit events serialize"));
             out.push('\n');
             written += 1;

@@ -5,7 +5,9 @@
 //! `store`) turn the outside world into these types and carry out the decisions.
 
 pub mod alert;
+pub mod command;
 pub mod model;
+pub mod overrides;
 pub mod schedule;
 pub mod text;
 

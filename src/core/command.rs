@@ -1,0 +1,761 @@
+//! Slash commands, parsed once into plain values (handlers never see raw text).
+//!
+//! Text is tokenised like a shell (`shell-words`: quotes, escapes), then the
+//! tokens are walked by hand: generic flag parsers reject `--arg --date=…`,
+//! and `--arg` must always take the next token as its value.
+
+use std::fmt;
+
+use super::overrides::{ArgsMode, Overrides, parse_env};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    Rerun,
+    Hold,
+    Resume,
+    CronJobs,
+}
+
+impl CommandKind {
+    pub fn from_slash(command: &str) -> Option<Self> {
+        match command.trim().trim_start_matches('/') {
+            "rerun" => Some(CommandKind::Rerun),
+            "hold" => Some(CommandKind::Hold),
+            "resume" => Some(CommandKind::Resume),
+            "cronjobs" => Some(CommandKind::CronJobs),
+            _ => None,
+        }
+    }
+}
+
+/// One line of usage per command. Exhaustive: a new command does not compile without its help.
+pub fn usage(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Rerun => {
+            "/rerun <cronjob> [-n <namespace>] [--arg <arg>]… [--args \"<args>\"] [--replace-args] [--env KEY=VALUE]… [--container <name>] --reason \"<why>\" [--ticket <ref>] · /rerun history [<cronjob>] · /rerun help"
+        }
+        CommandKind::Hold => {
+            "/hold all|<cronjob>|ns:<namespace> [-n <namespace>] [--reason \"<why>\"] · /hold status"
+        }
+        CommandKind::Resume => "/resume all|<cronjob>|ns:<namespace>|<hold-id> [-n <namespace>]",
+        CommandKind::CronJobs => "/cronjobs [<namespace>] [--failed]",
+    }
+}
+
+/// The help text listing every command.
+pub fn help() -> String {
+    [
+        CommandKind::Rerun,
+        CommandKind::Hold,
+        CommandKind::Resume,
+        CommandKind::CronJobs,
+    ]
+    .into_iter()
+    .map(|k| format!("• `{}`", usage(k)))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Rerun(RerunCommand),
+    RerunHistory {
+        cronjob: Option<String>,
+    },
+    Help(CommandKind),
+    Hold(HoldCommand),
+    HoldStatus,
+    Resume(ResumeCommand),
+    CronJobs {
+        namespace: Option<String>,
+        failed_only: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RerunCommand {
+    pub cronjob: String,
+    pub namespace: Option<String>,
+    pub overrides: Overrides,
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Namespace(String),
+    CronJob {
+        name: String,
+        namespace: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldCommand {
+    pub target: Target,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeTarget {
+    Target(Target),
+    HoldId(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeCommand {
+    pub target: ResumeTarget,
+}
+
+/// What is wrong with the command, in words the user can act on, plus usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    pub kind: Option<CommandKind>,
+    pub message: String,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Some(kind) => write!(f, "{}\nUsage: `{}`", self.message, usage(kind)),
+            None => write!(f, "{}\n{}", self.message, help()),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// DNS-1123 subdomain: CronJob names.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// DNS-1123 label: namespaces.
+pub fn valid_namespace(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && valid_name(s)
+}
+
+fn is_hold_id(s: &str) -> bool {
+    s.strip_prefix("hold-").is_some_and(|id| {
+        !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Walks tokens; knows which command it parses for its error messages.
+struct Walker {
+    kind: CommandKind,
+    tokens: std::vec::IntoIter<String>,
+}
+
+impl Walker {
+    fn err(&self, message: impl Into<String>) -> CommandError {
+        CommandError {
+            kind: Some(self.kind),
+            message: message.into(),
+        }
+    }
+
+    /// The value of `flag`: the `=`-part if given, else the next token. Only
+    /// `--arg`/`--env` (`verbatim`) take a next token that looks like a flag.
+    fn value(
+        &mut self,
+        flag: &str,
+        inline: Option<String>,
+        verbatim: bool,
+    ) -> Result<String, CommandError> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        match self.tokens.next() {
+            Some(v) if verbatim || !v.starts_with("--") => Ok(v),
+            Some(v) => Err(self.err(format!("`{flag}` needs a value, but `{v}` follows it"))),
+            None => Err(self.err(format!("`{flag}` needs a value"))),
+        }
+    }
+
+    fn unknown_flag(&self, flag: &str, known: &[&str]) -> CommandError {
+        let closest = known
+            .iter()
+            .map(|k| (edit_distance(flag, k), k))
+            .min()
+            .filter(|(d, _)| *d <= 3)
+            .map(|(_, k)| format!(" Did you mean `{k}`?"))
+            .unwrap_or_default();
+        self.err(format!("Unknown option `{flag}`.{closest}"))
+    }
+}
+
+fn set_once(
+    slot: &mut Option<String>,
+    flag: &str,
+    value: String,
+    w: &Walker,
+) -> Result<(), CommandError> {
+    if slot.is_some() {
+        return Err(w.err(format!("`{flag}` is given twice")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn split_flag(token: &str) -> (&str, Option<String>) {
+    match token.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+        _ => (token, None),
+    }
+}
+
+fn namespace_value(
+    w: &mut Walker,
+    flag: &str,
+    inline: Option<String>,
+    slot: &mut Option<String>,
+) -> Result<(), CommandError> {
+    let ns = w.value(flag, inline, false)?;
+    if !valid_namespace(&ns) {
+        return Err(w.err(format!("`{ns}` is not a valid namespace name")));
+    }
+    set_once(slot, "-n", ns, w)
+}
+
+/// Parses `/command text`.
+pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
+    let Some(kind) = CommandKind::from_slash(command) else {
+        return Err(CommandError {
+            kind: None,
+            message: format!("`{command}` is not a rerun-bot command."),
+        });
+    };
+    let tokens = shell_words::split(text).map_err(|_| CommandError {
+        kind: Some(kind),
+        message: "A quote is not closed. Put values with spaces in matching quotes: --reason \"disk full\"".into(),
+    })?;
+    if tokens.is_empty() || matches!(tokens[0].as_str(), "help" | "--help" | "-h") {
+        return Ok(match kind {
+            CommandKind::CronJobs if tokens.is_empty() => Command::CronJobs {
+                namespace: None,
+                failed_only: false,
+            },
+            _ => Command::Help(kind),
+        });
+    }
+    let mut w = Walker {
+        kind,
+        tokens: tokens.into_iter(),
+    };
+    match kind {
+        CommandKind::Rerun => parse_rerun(&mut w),
+        CommandKind::Hold => parse_hold(&mut w),
+        CommandKind::Resume => parse_resume(&mut w),
+        CommandKind::CronJobs => parse_cronjobs(&mut w),
+    }
+}
+
+const RERUN_FLAGS: &[&str] = &[
+    "-n",
+    "--namespace",
+    "--arg",
+    "--args",
+    "--replace-args",
+    "--env",
+    "--container",
+    "--reason",
+    "--ticket",
+];
+
+fn parse_rerun(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut cmd = RerunCommand::default();
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(token) = w.tokens.next() {
+        let (flag, inline) = split_flag(&token);
+        match flag {
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut cmd.namespace)?,
+            "--arg" => {
+                let v = w.value(flag, inline, true)?;
+                cmd.overrides.args.push(v);
+            }
+            "--args" => {
+                let v = w.value(flag, inline, true)?;
+                let args =
+                    shell_words::split(&v).map_err(|_| w.err("`--args` has an unclosed quote"))?;
+                cmd.overrides.args.extend(args);
+            }
+            "--replace-args" => {
+                if inline.is_some() {
+                    return Err(w.err("`--replace-args` takes no value"));
+                }
+                cmd.overrides.args_mode = ArgsMode::Replace;
+            }
+            "--env" => {
+                let v = w.value(flag, inline, true)?;
+                let pair = parse_env(&v).map_err(|why| w.err(format!("`--env`: {why}")))?;
+                cmd.overrides.env.push(pair);
+            }
+            "--container" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut cmd.overrides.container, flag, v, w)?;
+            }
+            "--reason" => {
+                let v = w.value(flag, inline, false)?;
+                if v.trim().is_empty() {
+                    return Err(w.err("`--reason` is empty: say why the rerun is needed"));
+                }
+                set_once(&mut cmd.reason, flag, v, w)?;
+            }
+            "--ticket" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut cmd.ticket, flag, v, w)?;
+            }
+            "-h" | "--help" => return Ok(Command::Help(CommandKind::Rerun)),
+            f if f.starts_with('-') && f.len() > 1 => return Err(w.unknown_flag(f, RERUN_FLAGS)),
+            _ => positional.push(token),
+        }
+    }
+    if positional.first().map(String::as_str) == Some("history") {
+        return match positional.len() {
+            1 => Ok(Command::RerunHistory { cronjob: None }),
+            2 if valid_name(&positional[1]) => Ok(Command::RerunHistory {
+                cronjob: positional.pop(),
+            }),
+            2 => Err(w.err(format!("`{}` is not a valid CronJob name", positional[1]))),
+            _ => Err(w.err("`/rerun history` takes at most one CronJob name")),
+        };
+    }
+    match positional.len() {
+        0 => Err(w.err("Which CronJob? Name it first: `/rerun billing-sync --reason \"…\"`")),
+        1 => {
+            let name = positional.pop().unwrap_or_default();
+            if !valid_name(&name) {
+                return Err(w.err(format!(
+                    "`{name}` is not a valid CronJob name (lowercase letters, digits, `-` and `.`)"
+                )));
+            }
+            cmd.cronjob = name;
+            Ok(Command::Rerun(cmd))
+        }
+        _ => Err(w.err(format!(
+            "One CronJob at a time; got {}. Arguments for the job go after `--arg`.",
+            positional
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `all`, `ns:<namespace>` or a CronJob name (with `-n`).
+fn target_of(w: &Walker, word: &str, namespace: Option<String>) -> Result<Target, CommandError> {
+    if word == "all" {
+        if namespace.is_some() {
+            return Err(w.err("`all` means every namespace; use `ns:<namespace>` for one"));
+        }
+        return Ok(Target::All);
+    }
+    if let Some(ns) = word.strip_prefix("ns:") {
+        if !valid_namespace(ns) {
+            return Err(w.err(format!("`{ns}` is not a valid namespace name")));
+        }
+        return Ok(Target::Namespace(ns.to_string()));
+    }
+    if !valid_name(word) {
+        return Err(w.err(format!(
+            "`{word}` is not `all`, `ns:<namespace>` or a CronJob name"
+        )));
+    }
+    Ok(Target::CronJob {
+        name: word.to_string(),
+        namespace,
+    })
+}
+
+fn parse_hold(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut namespace = None;
+    let mut reason = None;
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(token) = w.tokens.next() {
+        let (flag, inline) = split_flag(&token);
+        match flag {
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
+            "--reason" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut reason, flag, v, w)?;
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(w.unknown_flag(f, &["-n", "--namespace", "--reason"]));
+            }
+            _ => positional.push(token),
+        }
+    }
+    match positional.as_slice() {
+        [word] if word == "status" => Ok(Command::HoldStatus),
+        [word] => Ok(Command::Hold(HoldCommand {
+            target: target_of(w, word, namespace)?,
+            reason,
+        })),
+        [] => Err(w.err("What should be held? `all`, `ns:<namespace>` or a CronJob name")),
+        _ => Err(w.err("One target at a time: `all`, `ns:<namespace>` or a CronJob name")),
+    }
+}
+
+fn parse_resume(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut namespace = None;
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(token) = w.tokens.next() {
+        let (flag, inline) = split_flag(&token);
+        match flag {
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(w.unknown_flag(f, &["-n", "--namespace"]));
+            }
+            _ => positional.push(token),
+        }
+    }
+    match positional.as_slice() {
+        // A hold id wins over a CronJob that happens to be called `hold-…`.
+        [word] if is_hold_id(word) && namespace.is_none() => Ok(Command::Resume(ResumeCommand {
+            target: ResumeTarget::HoldId(word.clone()),
+        })),
+        [word] => Ok(Command::Resume(ResumeCommand {
+            target: ResumeTarget::Target(target_of(w, word, namespace)?),
+        })),
+        [] => Err(
+            w.err("What should be resumed? `all`, `ns:<namespace>`, a CronJob name or a hold id")
+        ),
+        _ => Err(w.err("One target at a time")),
+    }
+}
+
+fn parse_cronjobs(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut namespace = None;
+    let mut failed_only = false;
+    while let Some(token) = w.tokens.next() {
+        match token.as_str() {
+            "--failed" => failed_only = true,
+            f if f.starts_with('-') && f.len() > 1 => return Err(w.unknown_flag(f, &["--failed"])),
+            ns if namespace.is_none() && valid_namespace(ns) => namespace = Some(ns.to_string()),
+            other => return Err(w.err(format!("`{other}` is not a namespace name"))),
+        }
+    }
+    Ok(Command::CronJobs {
+        namespace,
+        failed_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rerun(text: &str) -> RerunCommand {
+        match parse("/rerun", text) {
+            Ok(Command::Rerun(r)) => r,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn error(command: &str, text: &str) -> String {
+        parse(command, text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn plain_rerun() {
+        let r = rerun("billing-sync --reason \"db was down\"");
+        assert_eq!(r.cronjob, "billing-sync");
+        assert_eq!(r.reason.as_deref(), Some("db was down"));
+        assert!(r.overrides.is_empty());
+        assert_eq!(r.namespace, None);
+    }
+
+    #[test]
+    fn arg_takes_next_token_even_if_it_looks_like_a_flag() {
+        let r = rerun("billing-sync --arg --date=2024-01-01 --arg -n --arg=--verbose");
+        assert_eq!(r.overrides.args, ["--date=2024-01-01", "-n", "--verbose"]);
+        assert_eq!(r.namespace, None);
+    }
+
+    #[test]
+    fn args_is_shell_split() {
+        let r = rerun("x --args \"--from 2024-01-01 'two words'\" --arg last");
+        assert_eq!(
+            r.overrides.args,
+            ["--from", "2024-01-01", "two words", "last"]
+        );
+    }
+
+    #[test]
+    fn equals_form_for_every_valued_flag() {
+        let r =
+            rerun("x --namespace=billing --env=A=1 --container=main --reason=why --ticket=INC-1");
+        assert_eq!(r.namespace.as_deref(), Some("billing"));
+        assert_eq!(r.overrides.env, [("A".to_string(), "1".to_string())]);
+        assert_eq!(r.overrides.container.as_deref(), Some("main"));
+        assert_eq!(
+            (r.reason.as_deref(), r.ticket.as_deref()),
+            (Some("why"), Some("INC-1"))
+        );
+    }
+
+    #[test]
+    fn replace_args_and_env() {
+        let r = rerun(
+            "x -n prod --replace-args --arg a --env DATE=2024-01-01 --env Q=a=b --env EMPTY=",
+        );
+        assert_eq!(r.overrides.args_mode, ArgsMode::Replace);
+        assert_eq!(r.overrides.env.len(), 3);
+        assert_eq!(r.overrides.env[1], ("Q".to_string(), "a=b".to_string()));
+        assert_eq!(r.namespace.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn missing_reason_is_not_a_parse_error() {
+        assert_eq!(rerun("x").reason, None);
+    }
+
+    #[test]
+    fn errors_say_what_to_fix_and_show_usage() {
+        let cases: &[(&str, &str)] = &[
+            ("x --reason \"unclosed", "quote is not closed"),
+            ("x --reasn why", "Did you mean `--reason`?"),
+            ("x --bogus-flag-entirely", "Unknown option"),
+            ("x -n a -n b", "`-n` is given twice"),
+            ("x --reason a --reason b", "`--reason` is given twice"),
+            ("x --container", "`--container` needs a value"),
+            (
+                "x --reason --ticket T",
+                "needs a value, but `--ticket` follows",
+            ),
+            ("x --env NOEQUALS", "is not KEY=VALUE"),
+            ("x --env 1A=b", "not a valid environment variable name"),
+            ("Billing_Sync", "not a valid CronJob name"),
+            ("x y", "One CronJob at a time"),
+            ("--reason why", "Which CronJob?"),
+            ("x -n Bad_NS", "not a valid namespace"),
+            ("x --reason \"  \"", "`--reason` is empty"),
+            ("x --replace-args=yes", "takes no value"),
+        ];
+        for (text, want) in cases {
+            let e = error("/rerun", text);
+            assert!(e.contains(want), "{text}: {e}");
+            assert!(e.contains("Usage: `/rerun"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn help_and_history() {
+        for text in ["", "help", "--help", "-h"] {
+            assert_eq!(
+                parse("/rerun", text),
+                Ok(Command::Help(CommandKind::Rerun)),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse("/rerun", "history"),
+            Ok(Command::RerunHistory { cronjob: None })
+        );
+        assert_eq!(
+            parse("/rerun", "history billing-sync"),
+            Ok(Command::RerunHistory {
+                cronjob: Some("billing-sync".into())
+            })
+        );
+        assert!(help().contains("/hold") && help().contains("/cronjobs"));
+    }
+
+    #[test]
+    fn hold_targets() {
+        let hold = |t: &str| parse("/hold", t);
+        assert_eq!(
+            hold("all --reason \"db upgrade\""),
+            Ok(Command::Hold(HoldCommand {
+                target: Target::All,
+                reason: Some("db upgrade".into())
+            }))
+        );
+        assert_eq!(
+            hold("ns:billing"),
+            Ok(Command::Hold(HoldCommand {
+                target: Target::Namespace("billing".into()),
+                reason: None
+            }))
+        );
+        assert_eq!(
+            hold("billing-sync -n prod"),
+            Ok(Command::Hold(HoldCommand {
+                target: Target::CronJob {
+                    name: "billing-sync".into(),
+                    namespace: Some("prod".into())
+                },
+                reason: None
+            }))
+        );
+        assert_eq!(hold("status"), Ok(Command::HoldStatus));
+        assert!(error("/hold", "all -n prod").contains("ns:<namespace>"));
+        assert!(error("/hold", "ns:Bad_NS").contains("not a valid namespace"));
+        assert!(error("/hold", "a b").contains("One target"));
+        assert!(error("/hold", "--reason x").contains("What should be held?"));
+    }
+
+    #[test]
+    fn resume_targets() {
+        assert_eq!(
+            parse("/resume", "hold-3k9x2a"),
+            Ok(Command::Resume(ResumeCommand {
+                target: ResumeTarget::HoldId("hold-3k9x2a".into())
+            }))
+        );
+        assert_eq!(
+            parse("/resume", "all"),
+            Ok(Command::Resume(ResumeCommand {
+                target: ResumeTarget::Target(Target::All)
+            }))
+        );
+        assert_eq!(
+            parse("/resume", "billing-sync"),
+            Ok(Command::Resume(ResumeCommand {
+                target: ResumeTarget::Target(Target::CronJob {
+                    name: "billing-sync".into(),
+                    namespace: None
+                })
+            }))
+        );
+        assert_eq!(parse("/resume", ""), Ok(Command::Help(CommandKind::Resume)));
+        assert!(error("/resume", "--reason x").contains("Unknown option `--reason`"));
+    }
+
+    #[test]
+    fn cronjobs_listing() {
+        assert_eq!(
+            parse("/cronjobs", ""),
+            Ok(Command::CronJobs {
+                namespace: None,
+                failed_only: false
+            })
+        );
+        assert_eq!(
+            parse("/cronjobs", "billing --failed"),
+            Ok(Command::CronJobs {
+                namespace: Some("billing".into()),
+                failed_only: true
+            })
+        );
+        assert!(error("/cronjobs", "a b").contains("not a namespace"));
+        assert!(error("/cronjobs", "--fialed").contains("Did you mean `--failed`?"));
+    }
+
+    #[test]
+    fn unknown_command() {
+        let e = error("/deploy", "x");
+        assert!(
+            e.contains("not a rerun-bot command") && e.contains("/rerun"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_and_unicode_input() {
+        let long = format!("x --reason \"{}\"", "é".repeat(20_000));
+        assert_eq!(rerun(&long).reason.unwrap().chars().count(), 20_000);
+        assert!(error("/rerun", "billing-sync ünïcode").contains("One CronJob at a time"));
+    }
+
+    /// A bounded random walk over arbitrary text and the flag vocabulary: the
+    /// parser answers Ok or Err, and never panics.
+    #[test]
+    fn parse_never_panics() {
+        let vocab = [
+            "-n",
+            "--namespace",
+            "--arg",
+            "--args",
+            "--replace-args",
+            "--env",
+            "--container",
+            "--reason",
+            "--ticket",
+            "history",
+            "help",
+            "all",
+            "status",
+            "ns:",
+            "ns:x",
+            "hold-",
+            "hold-1a",
+            "=",
+            "==",
+            "\"",
+            "'",
+            "\\",
+            "--arg=",
+            "--env=",
+            "K=V",
+            "é",
+            "",
+            " ",
+            "-",
+            "--",
+            "billing-sync",
+            "x.y",
+            "\n",
+            "\t",
+            "--failed",
+            "`",
+            "<!here>",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let n = (next() % 8) as usize;
+            let mut text = String::new();
+            for _ in 0..n {
+                let r = next();
+                if r % 5 == 0 {
+                    // raw random characters, including control and multi-byte ones
+                    for _ in 0..(r % 6) {
+                        text.push(char::from_u32((next() % 0x3000) as u32).unwrap_or('?'));
+                    }
+                } else {
+                    text.push_str(vocab[(r as usize / 5) % vocab.len()]);
+                }
+                if next() % 3 != 0 {
+                    text.push(' ');
+                }
+            }
+            for command in ["/rerun", "/hold", "/resume", "/cronjobs", "/other"] {
+                let _ = parse(command, &text).map_err(|e| e.to_string());
+            }
+        }
+    }
+}

@@ -690,16 +690,7 @@ mod tests {
     /// parser answers Ok or Err, and never panics.
     #[test]
     fn parse_never_panics() {
-        let vocab = [
-            "-n",
-            "--namespace",
-            "--arg",
-            "--args",
-            "--replace-args",
-            "--env",
-            "--container",
-            "--reason",
-            "--ticket",
+        let extras = [
             "history",
             "help",
             "all",
@@ -729,6 +720,7 @@ mod tests {
             "`",
             "<!here>",
         ];
+        let vocab: Vec<&str> = RERUN_FLAGS.iter().copied().chain(extras).collect();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
             seed ^= seed << 13;

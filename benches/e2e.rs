@@ -119,7 +119,11 @@ fn spawn_bot(kube: &FakeKube, slack: &FakeSlack, port: u16) -> BotProcess {
             std::env::var("BENCH_BOT_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .current_dir(dir.path())
-        .stdout(Stdio::null())
+        // With BENCH_BOT_LOG set, the bot's log (stdout) goes to BENCH_BOT_LOG_FILE.
+        .stdout(match std::env::var("BENCH_BOT_LOG_FILE") {
+            Ok(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            Err(_) => Stdio::null(),
+        })
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the release binary");

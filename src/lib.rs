@@ -20,10 +20,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{AlertSettings, App};
+use crate::app::{AlertSettings, App, RerunSettings};
 use crate::chat::slack::{self, SlackChat};
 use crate::chat::{Chat, Interactions};
 use crate::config::Settings;
+use crate::core::policy::Policy;
 use crate::kube::Cluster;
 use crate::metrics::Metrics;
 use crate::store::{SledStore, Store};
@@ -85,6 +86,11 @@ impl Bot {
                 log_bytes: settings.log_bytes,
                 pending_retry: Duration::from_secs(30),
             },
+            RerunSettings {
+                policy: Policy::new(&settings.requesters, &settings.approvers, &settings.admins),
+                approval_ttl: settings.approval_ttl.into(),
+                require_ticket: settings.require_ticket,
+            },
             store.clone(),
             chat.clone(),
             cluster,
@@ -104,11 +110,13 @@ impl Bot {
             if job_rx.await.is_ok() {
                 startup.set_ready();
                 tracing::info!("first lists of CronJobs and Jobs done; ready");
+                startup.clone().recover_requests().await;
             }
         });
         app.spawn(app.clone().run_pending_retry());
+        app.spawn(app.clone().run_request_expiry());
 
-        let handler: Arc<dyn Interactions> = app.clone();
+        let handler: Arc<dyn Interactions> = Arc::new(app.clone());
         let dispatch = slack::http::Dispatch {
             handler: handler.clone(),
             chat: chat.clone(),

@@ -102,6 +102,10 @@ impl App {
 
     /// Cheap, synchronous triage of every Job event; the work happens in a task.
     fn on_job(self: &Arc<Self>, job: JobSnapshot) {
+        // The bot's own reruns report into their request's thread, not as alerts.
+        if self.on_rerun_job(&job) {
+            return;
+        }
         if job.failed.is_none() || job.cronjob.is_none() {
             return;
         }
@@ -161,6 +165,7 @@ impl App {
             channel: channel_for(cronjob.as_ref(), &self.settings.default_channel),
             state: AlertState::Pending,
             created_at: now,
+            status: None,
         };
         match self.store.insert_alert_if_absent(&job.uid, &record) {
             Ok(true) => {}
@@ -234,6 +239,7 @@ impl App {
                             alert: &record.alert,
                             failures: t.failures + 1,
                             reply: true,
+                            status: None,
                         },
                     )
                     .await
@@ -313,6 +319,7 @@ impl App {
             alert: &record.alert,
             failures: 1,
             reply: false,
+            status: record.status.as_deref(),
         };
         match self.chat.post(&record.channel, None, message.clone()).await {
             Err(ChatError::ChannelUnavailable(why))
@@ -341,6 +348,7 @@ impl App {
             alert: &parent.alert,
             failures: thread.failures,
             reply: false,
+            status: parent.status.as_deref(),
         };
         if let Err(e) = self.chat.update(&at, message).await {
             tracing::warn!(error = %e, "cannot update the thread's first alert");

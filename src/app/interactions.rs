@@ -1,52 +1,109 @@
-//! What people do in chat. This release alerts only: the buttons and slash
-//! commands answer politely, and say what is coming, instead of failing.
+//! What people do in chat: buttons, forms and slash commands, routed to the flows.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::App;
-use crate::chat::{Interaction, Interactions, Reply};
+use crate::chat::{FormKind, Interaction, Interactions, Reply, SlashCommand};
+use crate::core::command::{self, Command, CommandKind};
 
-pub const HELP: &str = "rerun-bot posts an alert here when a CronJob's Job fails.\n\
-Coming next: `/rerun <cronjob> [-n ns] [--arg X]… [--env K=V]… --reason \"…\"` (reruns need a second person's approval), \
-`/hold all|<cronjob>|ns:<ns>` and `/resume` for maintenance.";
+/// Answer for maintenance commands until holds land.
+const HOLD_LATER: &str = "Maintenance holds (`/hold`, `/resume`) are not available yet in this version of rerun-bot. Nothing was changed.";
 
 #[async_trait]
-impl Interactions for App {
+impl Interactions for Arc<App> {
     async fn handle(&self, interaction: Interaction) -> Reply {
         match interaction {
             Interaction::Button(click) => {
-                let subject = click
-                    .value
-                    .as_deref()
-                    .and_then(|uid| self.store.alert(uid).ok().flatten())
-                    .map(|r| format!(" for `{}/{}`", r.alert.namespace, r.alert.cronjob))
-                    .unwrap_or_default();
-                let what = match click.action_id.as_str() {
-                    "rerun" => "Rerun",
-                    "rerun_with_changes" => "Rerun with changes",
-                    "hold" => "Hold",
+                tracing::info!(user = %click.user, action = %click.action_id, "button clicked");
+                match click.action_id.as_str() {
+                    "rerun" => self.on_rerun_button(&click, FormKind::RerunReason).await,
+                    "rerun_with_changes" => {
+                        self.on_rerun_button(&click, FormKind::RerunOverrides).await
+                    }
+                    "approve" | "deny" | "cancel" => self.on_request_button(&click).await,
+                    "hold" => Reply::Ephemeral(HOLD_LATER.into()),
                     other => {
                         tracing::warn!(action = other, "unknown button");
-                        return Reply::Ephemeral(format!(
+                        Reply::Ephemeral(format!(
                             "This button (`{other}`) is not one rerun-bot knows."
-                        ));
+                        ))
                     }
-                };
-                tracing::info!(user = %click.user, action = %click.action_id, "button clicked");
-                Reply::Ephemeral(format!(
-                    "*{what}*{subject} is not available yet in this version of rerun-bot. Nothing was changed."
-                ))
-            }
-            Interaction::Command(cmd) => {
-                let text = cmd.text.trim();
-                if text.is_empty() || text == "help" || text == "--help" {
-                    return Reply::Ephemeral(HELP.to_string());
                 }
-                Reply::Ephemeral(format!(
-                    "`{} {}` is not available yet in this version of rerun-bot. Nothing was changed.\n\n{HELP}",
-                    cmd.command, text
-                ))
+            }
+            Interaction::Form(form) => self.on_form(form).await,
+            Interaction::Command(cmd) => self.on_command(cmd).await,
+        }
+    }
+}
+
+impl App {
+    async fn on_command(self: &Arc<Self>, cmd: SlashCommand) -> Reply {
+        if CommandKind::from_slash(&cmd.command).is_none() {
+            return Reply::Ephemeral(format!(
+                "rerun-bot does not know `{}`. Its commands:\n{}",
+                cmd.command,
+                command::help()
+            ));
+        }
+        let parsed = match command::parse(&cmd.command, &cmd.text) {
+            Ok(c) => c,
+            Err(e) => return Reply::Ephemeral(e.to_string()),
+        };
+        tracing::info!(user = %cmd.user, command = %cmd.command, "slash command");
+        match parsed {
+            Command::Help(kind) => Reply::Ephemeral(format!(
+                "`{}`\n\nReruns need a second person's approval. All commands:\n{}",
+                command::usage(kind),
+                command::help()
+            )),
+            Command::Rerun(rerun) => self.on_rerun_command(&cmd, rerun).await,
+            Command::RerunHistory { cronjob } => self.history(cronjob.as_deref()),
+            Command::CronJobs {
+                namespace,
+                failed_only,
+            } => self.list_cronjobs(namespace.as_deref(), failed_only),
+            Command::Hold(_) | Command::HoldStatus | Command::Resume(_) => {
+                Reply::Ephemeral(HOLD_LATER.into())
             }
         }
+    }
+
+    /// `/cronjobs [ns] [--failed]`: the watched CronJobs (failed: with an open alert thread).
+    fn list_cronjobs(&self, namespace: Option<&str>, failed_only: bool) -> Reply {
+        let cache = self.cronjobs.read().expect("cronjob cache lock");
+        let mut rows: Vec<_> = cache
+            .values()
+            .filter(|c| namespace.is_none_or(|ns| c.namespace == ns))
+            .filter(|c| !failed_only || self.store.thread(&c.key()).ok().flatten().is_some())
+            .map(|c| {
+                let mut row = format!("• `{}` `{}`", c.key(), c.schedule);
+                if c.suspended {
+                    row.push_str(" (suspended)");
+                }
+                row
+            })
+            .collect();
+        rows.sort();
+        if rows.is_empty() {
+            return Reply::Ephemeral(match namespace {
+                Some(ns) => format!("No CronJobs watched in namespace `{ns}`."),
+                None => "No CronJobs are watched.".into(),
+            });
+        }
+        let total = rows.len();
+        rows.truncate(50);
+        let more = if total > 50 {
+            format!("\n…and {} more; narrow it with a namespace.", total - 50)
+        } else {
+            String::new()
+        };
+        Reply::Ephemeral(format!(
+            "{total} CronJob{}{}:\n{}{more}",
+            if total == 1 { "" } else { "s" },
+            if failed_only { " with failures" } else { "" },
+            rows.join("\n")
+        ))
     }
 }

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod interactions;
+mod rerun;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::Chat;
 use crate::core::CronJobSnapshot;
+use crate::core::policy::Policy;
 use crate::kube::Cluster;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -30,8 +32,19 @@ pub struct AlertSettings {
     pub pending_retry: Duration,
 }
 
+/// What reruns need from the configuration.
+#[derive(Debug, Clone)]
+pub struct RerunSettings {
+    pub policy: Policy,
+    pub approval_ttl: Duration,
+    pub require_ticket: bool,
+}
+
 pub struct App {
     settings: AlertSettings,
+    reruns: RerunSettings,
+    /// User-group members by group id, with when they were looked up.
+    groups: Mutex<HashMap<String, (std::time::Instant, Vec<String>)>>,
     store: Arc<dyn Store>,
     chat: Arc<dyn Chat>,
     cluster: Cluster,
@@ -51,6 +64,7 @@ pub struct App {
 impl App {
     pub fn new(
         settings: AlertSettings,
+        reruns: RerunSettings,
         store: Arc<dyn Store>,
         chat: Arc<dyn Chat>,
         cluster: Cluster,
@@ -58,6 +72,8 @@ impl App {
     ) -> Arc<Self> {
         Arc::new(App {
             settings,
+            reruns,
+            groups: Mutex::new(HashMap::new()),
             store,
             chat,
             cluster,

@@ -9,6 +9,8 @@ pub mod slack;
 use async_trait::async_trait;
 
 use crate::core::FailureAlert;
+use crate::core::overrides::ArgsMode;
+use crate::core::request::RerunRequest;
 
 /// Where a posted message lives, so it can be updated or replied to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +28,79 @@ pub enum Outgoing<'a> {
         alert: &'a FailureAlert,
         failures: u32,
         reply: bool,
+        /// What is happening about it (a rerun requested, approved, running, …).
+        status: Option<&'a str>,
     },
-    /// A plain line of text (escaped by the adapter).
+    /// A plain line of text (escaped by the adapter; user mentions `<@U…>` kept).
     Notice(&'a str),
+    /// A rerun request's approval card, drawn for its current state.
+    Request(&'a RerunRequest),
+    /// The last requests, newest first (`/rerun history`).
+    History(&'a [RerunRequest]),
+}
+
+/// The two rerun forms (DESIGN.md "Modals").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    /// `rerun_reason`: reason and ticket only.
+    RerunReason,
+    /// `rerun_overrides`: args, args mode, env, container, reason, ticket.
+    RerunOverrides,
+}
+
+impl FormKind {
+    pub fn id(self) -> &'static str {
+        match self {
+            FormKind::RerunReason => "rerun_reason",
+            FormKind::RerunOverrides => "rerun_overrides",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Self> {
+        match id {
+            "rerun_reason" => Some(FormKind::RerunReason),
+            "rerun_overrides" => Some(FormKind::RerunOverrides),
+            _ => None,
+        }
+    }
+}
+
+/// What a person typed into a form (or what it is prefilled with), as text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FormValues {
+    pub reason: String,
+    pub ticket: String,
+    /// One argument per line.
+    pub args: String,
+    pub args_mode: ArgsMode,
+    /// `KEY=VALUE` per line.
+    pub env: String,
+    pub container: Option<String>,
+}
+
+/// A form to open for a person.
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub kind: FormKind,
+    pub namespace: String,
+    pub cronjob: String,
+    /// Lines of context (the failure), plain text.
+    pub context: Vec<String>,
+    /// The template's containers; a choice is offered when there are several.
+    pub containers: Vec<String>,
+    pub prefill: FormValues,
+    pub require_ticket: bool,
+    /// Opaque to the adapter; comes back with the submission.
+    pub metadata: String,
+}
+
+/// A submitted form.
+#[derive(Debug, Clone)]
+pub struct FormSubmission {
+    pub user: String,
+    pub kind: FormKind,
+    pub metadata: String,
+    pub values: FormValues,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +127,10 @@ pub trait Chat: Send + Sync + 'static {
     async fn update(&self, at: &MessageRef, message: Outgoing<'_>) -> Result<(), ChatError>;
     /// A message only `user` sees.
     async fn post_ephemeral(&self, channel: &str, user: &str, text: &str) -> Result<(), ChatError>;
+    /// Opens a form for the person whose click or command carried `trigger_id`.
+    async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError>;
+    /// The user ids in a user group.
+    async fn group_members(&self, group: &str) -> Result<Vec<String>, ChatError>;
 }
 
 /// A person acting in chat.
@@ -62,6 +138,7 @@ pub trait Chat: Send + Sync + 'static {
 pub enum Interaction {
     Button(ButtonClick),
     Command(SlashCommand),
+    Form(FormSubmission),
 }
 
 #[derive(Debug, Clone)]
@@ -85,12 +162,16 @@ pub struct SlashCommand {
 }
 
 /// What the person who acted sees at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// Nothing to say right now (work continues in the background).
     Ack,
     /// A message only that person sees.
     Ephemeral(String),
+    /// Request history, only for that person.
+    History(Vec<RerunRequest>),
+    /// The form stays open with these errors, by field (`reason`, `env`, …).
+    FormErrors(Vec<(&'static str, String)>),
 }
 
 /// The app side of interactions; the adapter acknowledges within Slack's 3 s.

@@ -210,6 +210,7 @@ mod tests {
             owner: Some("U_OWNER".into()),
             alerts_off: false,
             on_hold: OnHold::Suspend,
+            hold_id: None,
             backoff_limit: Some(2),
             containers: vec!["main".into()],
         }

@@ -8,6 +8,8 @@ pub mod alert;
 pub mod command;
 pub mod model;
 pub mod overrides;
+pub mod policy;
+pub mod request;
 pub mod schedule;
 pub mod text;
 

@@ -72,6 +72,9 @@ pub struct CronJobSnapshot {
     pub alerts_off: bool,
     /// `rerun-bot.io/on-hold`
     pub on_hold: OnHold,
+    /// `rerun-bot.io/hold-id`: a maintenance hold covers this CronJob.
+    #[serde(default)]
+    pub hold_id: Option<String>,
     pub backoff_limit: Option<i32>,
     pub containers: Vec<String>,
 }

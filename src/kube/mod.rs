@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, LogParams};
+use kube::api::{ListParams, LogParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
@@ -22,6 +22,15 @@ pub const ANNOTATION_OWNER: &str = "rerun-bot.io/owner";
 pub const ANNOTATION_ALERTS: &str = "rerun-bot.io/alerts";
 pub const ANNOTATION_ON_HOLD: &str = "rerun-bot.io/on-hold";
 pub const ANNOTATION_REQUEST_ID: &str = "rerun-bot.io/request-id";
+pub const ANNOTATION_HOLD_ID: &str = "rerun-bot.io/hold-id";
+
+/// What creating a Job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A Job of that name exists already (409): the earlier create went through.
+    AlreadyExisted,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -128,6 +137,7 @@ pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
             Some(v) if v.eq_ignore_ascii_case("terminate") => OnHold::Terminate,
             _ => OnHold::Suspend,
         },
+        hold_id: annotation(annotations, ANNOTATION_HOLD_ID),
         backoff_limit: job_spec.and_then(|s| s.backoff_limit),
         containers: job_spec
             .and_then(|s| s.template.spec.as_ref())
@@ -184,6 +194,57 @@ impl Cluster {
     ) -> Result<Option<CronJobSnapshot>, KubeError> {
         let api: Api<CronJob> = Api::namespaced(self.client.clone(), namespace);
         Ok(api.get_opt(name).await?.as_ref().and_then(cronjob_snapshot))
+    }
+
+    /// The whole CronJob (a rerun copies its template), `None` when it is gone.
+    pub async fn cronjob_object(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<CronJob>, KubeError> {
+        let api: Api<CronJob> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?)
+    }
+
+    /// Creates the Job; a name clash means an earlier attempt created it.
+    pub async fn create_job(&self, job: &Job) -> Result<Created, KubeError> {
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        match api.create(&PostParams::default(), job).await {
+            Ok(_) => Ok(Created::New),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::AlreadyExisted),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn job(&self, namespace: &str, name: &str) -> Result<Option<JobSnapshot>, KubeError> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.as_ref().and_then(job_snapshot))
+    }
+
+    /// Names of the running Jobs the CronJob controls (reruns included).
+    pub async fn running_jobs(
+        &self,
+        namespace: &str,
+        cronjob: &str,
+    ) -> Result<Vec<String>, KubeError> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        let mut running = Vec::new();
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await?;
+            running.extend(
+                page.items
+                    .iter()
+                    .filter_map(job_snapshot)
+                    .filter(|j| j.cronjob.as_deref() == Some(cronjob) && j.is_running())
+                    .map(|j| j.name),
+            );
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(running),
+            }
+        }
     }
 
     /// Exit code and log tail of the failed Job's failed container, captured

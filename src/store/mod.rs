@@ -2,7 +2,8 @@
 //!
 //! Trees (DESIGN.md "Storage"): `alerts` (job uid → [`AlertRecord`], the dedup
 //! key), `threads` (namespace/cronjob → the open [`ThreadState`]), `audit`
-//! (monotonic id → [`AuditEvent`], append-only), `meta` (schema version).
+//! (monotonic id → [`AuditEvent`], append-only), `requests` (request id →
+//! [`RerunRequest`], changed only by compare-and-swap), `meta` (schema version).
 //! The rule everywhere: write before you act, act, then record the result.
 //!
 //! sled 0.34 is unmaintained upstream, so nothing outside this module names it.
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::core::request::RerunRequest;
 use crate::core::{FailureAlert, ThreadState};
 
 pub use sled_store::SledStore;
@@ -35,6 +37,9 @@ pub struct AlertRecord {
     pub channel: String,
     pub state: AlertState,
     pub created_at: DateTime<Utc>,
+    /// What is happening about it (a rerun requested, running, …), shown on the alert.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +83,15 @@ pub trait Store: Send + Sync + 'static {
 
     fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>>;
     fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()>;
+
+    /// Inserts a new request; `false` if the id is taken.
+    fn insert_request(&self, request: &RerunRequest) -> Result<bool>;
+    fn request(&self, id: &str) -> Result<Option<RerunRequest>>;
+    /// Replaces `current` by `next` only if the stored request still equals
+    /// `current`; `false`: someone else changed it first (re-read and decide again).
+    fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool>;
+    /// Every request, oldest first.
+    fn requests(&self) -> Result<Vec<RerunRequest>>;
 
     /// Appends to the audit trail and returns the event's sequence number.
     fn append_audit(&self, event: &AuditEvent) -> Result<u64>;

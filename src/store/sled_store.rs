@@ -5,6 +5,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AlertRecord, AlertState, AuditEvent, Result, Store, StoreError};
 use crate::core::ThreadState;
+use crate::core::request::RerunRequest;
 
 const SCHEMA_VERSION: &[u8] = b"1";
 
@@ -19,6 +20,7 @@ pub struct SledStore {
     alerts: sled::Tree,
     threads: sled::Tree,
     audit: sled::Tree,
+    requests: sled::Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -89,6 +91,7 @@ impl SledStore {
             alerts: db.open_tree("alerts")?,
             threads: db.open_tree("threads")?,
             audit: db.open_tree("audit")?,
+            requests: db.open_tree("requests")?,
             db,
         })
     }
@@ -137,6 +140,49 @@ impl Store for SledStore {
     fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()> {
         self.threads.insert(cronjob_key, encode(thread))?;
         Ok(())
+    }
+
+    fn insert_request(&self, request: &RerunRequest) -> Result<bool> {
+        let swapped = self.requests.compare_and_swap(
+            request.id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(request)),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn request(&self, id: &str) -> Result<Option<RerunRequest>> {
+        self.requests
+            .get(id)?
+            .map(|v| decode("requests", &v))
+            .transpose()
+    }
+
+    fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool> {
+        // Compare what is stored, decoded: the bytes of an equal request may
+        // differ (field order of an older version), its meaning may not.
+        let Some(stored) = self.requests.get(current.id.as_bytes())? else {
+            return Ok(false);
+        };
+        if decode::<RerunRequest>("requests", &stored)? != *current {
+            return Ok(false);
+        }
+        let swapped = self.requests.compare_and_swap(
+            current.id.as_bytes(),
+            Some(stored),
+            Some(encode(next)),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn requests(&self) -> Result<Vec<RerunRequest>> {
+        let mut all = self
+            .requests
+            .iter()
+            .map(|item| decode::<RerunRequest>("requests", &item?.1))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by_key(|r| r.requested_at);
+        Ok(all)
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<u64> {
@@ -219,6 +265,7 @@ mod tests {
             channel: "C1".into(),
             state: AlertState::Pending,
             created_at: at,
+            status: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod alerts;
 mod fake_kube;
 mod fake_slack;
 mod manifests;
+mod rerun;
 mod security;
 mod service;
 

@@ -39,13 +39,14 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_LOG_BYTES",
 ];
 
-/// The whole of what the bot may do in the cluster in this version: read.
-/// Reruns will add `batch/jobs create`, holds `batch/cronjobs patch` and
+/// The whole of what the bot may do in the cluster in this version: read, and
+/// create Jobs (reruns). Holds will add `batch/cronjobs patch` and
 /// `batch/jobs delete`; extend this list together with `clusterrole.yaml`.
 const ALLOWED_RBAC: &[(&str, &str, &str)] = &[
     ("batch", "jobs", "get"),
     ("batch", "jobs", "list"),
     ("batch", "jobs", "watch"),
+    ("batch", "jobs", "create"),
     ("batch", "cronjobs", "get"),
     ("batch", "cronjobs", "list"),
     ("batch", "cronjobs", "watch"),

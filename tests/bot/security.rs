@@ -78,18 +78,35 @@ async fn unsigned_forged_and_stale_requests_are_rejected_without_effect() {
 }
 
 #[tokio::test]
-async fn buttons_answer_politely_that_actions_come_later() {
+async fn hold_and_forged_request_buttons_change_nothing() {
     let (t, alert) = tester_with_alert().await;
-    for action in ["rerun", "rerun_with_changes", "hold"] {
-        let answer = t.click("U_ALICE", &alert, action).await;
-        assert_eq!(answer.status, 200);
-        let reply = t.slack.next_ephemeral().await;
-        assert_eq!(reply.user.as_deref(), Some("U_ALICE"));
-        assert_eq!(reply.channel, CHANNEL);
-        let text = reply.render();
-        assert!(text.contains("not available yet"), "{text}");
-        assert!(text.contains("default/billing-sync"), "{text}");
-    }
+    let answer = t.click("U_ALICE", &alert, "hold").await;
+    assert_eq!(answer.status, 200);
+    let reply = t.slack.next_ephemeral().await;
+    assert_eq!(reply.user.as_deref(), Some("U_ALICE"));
+    assert_eq!(reply.channel, CHANNEL);
+    assert!(
+        reply.render().contains("not available yet"),
+        "{}",
+        reply.render()
+    );
+
+    // An approve button naming a request that never existed.
+    let mut forged = alert.clone();
+    forged.blocks = serde_json::json!([{"type": "actions", "block_id": "request_actions", "elements": [
+        {"type": "button", "action_id": "approve", "value": "zzzzzzzz",
+         "text": {"type": "plain_text", "text": "Approve"}}]}]);
+    t.click("U_BOB", &forged, "approve").await;
+    let reply = t.slack.next_ephemeral().await.render();
+    assert!(reply.contains("not known"), "{reply}");
+    t.slack
+        .expect_quiet(std::time::Duration::from_millis(200))
+        .await;
+    assert_eq!(
+        t.kube
+            .count_requests("POST", "/apis/batch/v1/namespaces/default/jobs"),
+        0
+    );
     t.finish().await;
 }
 

@@ -2618,6 +2618,11 @@ impl FakeKube {
         });
     }
 
+    /// Drops every failure rule still pending.
+    pub fn clear_faults(&self) {
+        lock(&self.inner.knobs).rules.clear();
+    }
+
     /// Delay added before every response.
     pub fn set_latency(&self, d: Duration) {
         lock(&self.inner.knobs).latency = d;

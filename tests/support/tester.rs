@@ -212,6 +212,29 @@ impl Tester {
         .await
     }
 
+    /// The view of the next modal the bot opened (`views.open`).
+    pub async fn next_view(&self) -> serde_json::Value {
+        self.slack.next_call("views.open").await.params["view"].clone()
+    }
+
+    /// `user` submits `view` with `values` typed in; returns the bot's answer
+    /// (empty: the modal closes; `response_action: errors`: it stays open).
+    pub async fn submit(
+        &self,
+        user: &str,
+        view: &serde_json::Value,
+        values: &[(&str, super::slack::ViewValue)],
+    ) -> Answer {
+        let payload = self.slack.view_submission_payload(user, view, values);
+        let body = FakeSlack::interaction_form(&payload);
+        self.post_signed(
+            "/slack/interactivity",
+            "application/x-www-form-urlencoded",
+            &body,
+        )
+        .await
+    }
+
     /// `user` types `/command text` in `channel`; returns the immediate answer.
     pub async fn command(&self, user: &str, channel: &str, command: &str, text: &str) -> Answer {
         let body = self.slack.slash_command_form(user, channel, command, text);

@@ -37,7 +37,7 @@ impl Dispatch {
     pub async fn command(&self, interaction: Interaction) -> Reply {
         let (user, channel) = match &interaction {
             Interaction::Command(c) => (c.user.clone(), c.channel.clone()),
-            Interaction::Button(_) => unreachable!("commands only"),
+            _ => unreachable!("commands only"),
         };
         let this = self.clone();
         let mut work = tokio::spawn(async move { this.handler.handle(interaction).await });
@@ -53,15 +53,66 @@ impl Dispatch {
             Err(_) => {
                 let chat = self.chat.clone();
                 tokio::spawn(async move {
-                    if let Ok(Reply::Ephemeral(text)) = work.await
-                        && let Err(e) = chat.post_ephemeral(&channel, &user, &text).await
-                    {
+                    let text = match work.await {
+                        Ok(Reply::Ephemeral(text)) => text,
+                        Ok(Reply::History(requests)) => {
+                            format!(
+                                "{} rerun requests found; ask again for the details.",
+                                requests.len()
+                            )
+                        }
+                        _ => return,
+                    };
+                    if let Err(e) = chat.post_ephemeral(&channel, &user, &text).await {
                         tracing::warn!(error = %e, "could not deliver a late command answer");
                     }
                 });
                 Reply::Ephemeral("⏳ Working on it…".into())
             }
         }
+    }
+
+    /// A submitted form is answered synchronously: Slack keeps the modal open
+    /// with the errors, or closes it on an empty answer. Button clicks are
+    /// acknowledged at once and answered with ephemeral messages.
+    pub async fn interactions(
+        &self,
+        interactions: Vec<Interaction>,
+    ) -> Option<SlackViewSubmissionResponse> {
+        let (forms, buttons): (Vec<_>, Vec<_>) = interactions
+            .into_iter()
+            .partition(|i| matches!(i, Interaction::Form(_)));
+        self.buttons(buttons);
+        let form = forms.into_iter().next()?;
+        let this = self.clone();
+        let work = tokio::spawn(async move { this.handler.handle(form).await });
+        let errors: Vec<(&str, String)> =
+            match tokio::time::timeout(COMMAND_ANSWER_BUDGET, work).await {
+                Ok(Ok(Reply::FormErrors(errors))) => errors,
+                Ok(Ok(Reply::Ephemeral(text))) => vec![("reason", text)],
+                Ok(Ok(_)) => return None,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "form handler panicked");
+                    vec![(
+                        "reason",
+                        "Internal error; it has been logged. Please try again.".into(),
+                    )]
+                }
+                Err(_) => vec![(
+                    "reason",
+                    "The bot is slow to answer right now; please submit again.".into(),
+                )],
+            };
+        Some(SlackViewSubmissionResponse::Errors(
+            SlackViewSubmissionErrorsResponse::new(
+                errors
+                    .into_iter()
+                    .map(|(field, text)| {
+                        (field.to_string(), super::messages::escape_cut(&text, 1000))
+                    })
+                    .collect(),
+            ),
+        ))
     }
 
     /// Button clicks are acknowledged at once; answers go out as ephemeral messages.
@@ -153,9 +204,9 @@ fn verified<'b>(
 
 fn reply_body(reply: Reply) -> Response {
     match reply {
-        Reply::Ack => StatusCode::OK.into_response(),
-        Reply::Ephemeral(text) => {
-            let rendered = super::messages::notice(&text);
+        Reply::Ack | Reply::FormErrors(_) => StatusCode::OK.into_response(),
+        Reply::Ephemeral(_) | Reply::History(_) => {
+            let rendered = super::messages::reply(&reply);
             Json(
                 SlackCommandEventResponse::new(
                     SlackMessageContent::new()
@@ -205,8 +256,10 @@ async fn interactivity(
             return bad_request("unsupported interaction payload");
         }
     };
-    state.dispatch.buttons(interactions_from(event));
-    StatusCode::OK.into_response()
+    match state.dispatch.interactions(interactions_from(event)).await {
+        Some(answer) => Json(answer).into_response(),
+        None => StatusCode::OK.into_response(),
+    }
 }
 
 async fn events(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -6,8 +6,11 @@
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
+use crate::chat::{Form, FormKind, FormValues};
 use crate::core::FailureAlert;
 use crate::core::alert::LogTail;
+use crate::core::overrides::{ArgsMode, Diff};
+use crate::core::request::{RerunRequest, State};
 use crate::core::text::truncate_chars;
 
 /// Block Kit limits (DESIGN.md "Fine points").
@@ -134,8 +137,418 @@ fn code_block(log: &str, budget: usize) -> String {
     format!("```{body}```")
 }
 
+/// Escaped text in which user mentions (`<@U…>`, `<@W…>`) still work; group and
+/// broadcast mentions (`<!subteam^…>`, `<!channel>`) stay defused.
+pub fn escape_keep_mentions(s: &str, max: usize) -> String {
+    let escaped = escape_cut(s, max);
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped.as_str();
+    while let Some(at) = rest.find("&lt;@") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 5..];
+        let id_len = after.find("&gt;").filter(|&n| {
+            n > 1
+                && after.starts_with(['U', 'W'])
+                && after[..n]
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        });
+        match id_len {
+            Some(n) => {
+                out.push_str(&format!("<@{}>", &after[..n]));
+                rest = &after[n + 4..];
+            }
+            None => {
+                out.push_str("&lt;@");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn context(text: String) -> SlackBlock {
+    SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+        SlackBlockMarkDownText::new(text),
+    )])
+    .into()
+}
+
+fn code(s: &str, max: usize) -> String {
+    format!("`{}`", escape_cut(&s.replace('`', "'"), max))
+}
+
+fn args_text(args: &[String]) -> String {
+    if args.is_empty() {
+        "_(none)_".into()
+    } else {
+        code(&shell_words::join(args), 900)
+    }
+}
+
+/// The changes of a rerun against the CronJob's template, one line each.
+pub fn diff_lines(diff: &Diff) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some((before, after)) = &diff.args {
+        lines.push(format!(
+            "args: {} → {}",
+            args_text(before),
+            args_text(after)
+        ));
+    }
+    for change in &diff.env {
+        let was = match &change.before {
+            None => "new".to_string(),
+            Some(before) => format!("was {}", code(before, 300)),
+        };
+        lines.push(format!(
+            "env {} = {} ({was})",
+            code(&change.name, 200),
+            code(&change.after, 300)
+        ));
+    }
+    lines
+}
+
+/// What a request's card says about where it stands.
+pub fn request_status(req: &RerunRequest) -> String {
+    let job = req.job.as_deref().map(|j| code(j, 100)).unwrap_or_default();
+    let by = |u: &Option<String>| u.as_deref().map(|u| format!("<@{u}>")).unwrap_or_default();
+    let note = req
+        .note
+        .as_deref()
+        .map(|n| format!(": {}", escape_cut(n, 500)))
+        .unwrap_or_default();
+    match req.state {
+        State::Pending => format!(
+            "⏳ Waiting for approval by someone other than <@{}>. Expires {}.",
+            req.requested_by,
+            when(req.expires_at)
+        ),
+        State::Approved => format!(
+            "✅ Approved by {} — creating the Job…",
+            by(&req.approved_by)
+        ),
+        State::Created => format!(
+            "🚀 Job {job} created (approved by {}); running…",
+            by(&req.approved_by)
+        ),
+        State::Succeeded => format!(
+            "✅ Job {job} succeeded (approved by {}).",
+            by(&req.approved_by)
+        ),
+        State::Failed => format!("❌ Job {job} failed{note}."),
+        State::Denied => format!("🚫 Denied by {}. Nothing was created.", by(&req.decided_by)),
+        State::Cancelled => "Cancelled by the requester. Nothing was created.".into(),
+        State::Expired => "⌛ Expired without approval. Nothing was created.".into(),
+        State::Aborted => format!("⚠️ Not run{note}."),
+    }
+}
+
+/// The approval card of a rerun request; buttons only while it is pending.
+pub fn approval_card(req: &RerunRequest) -> Rendered {
+    let what = format!("{}/{}", req.namespace, req.cronjob);
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(
+            SlackBlockPlainText::new(truncate_chars(
+                &format!("🔁 Rerun request: {what}"),
+                HEADER_MAX,
+            ))
+            .into(),
+        )
+        .into(),
+    ];
+    let mut fields = vec![
+        format!("*Requested by*\n<@{}>", req.requested_by),
+        format!("*CronJob*\n{}", code(&what, 300)),
+        format!(
+            "*Ticket*\n{}",
+            req.ticket
+                .as_deref()
+                .map(|t| escape_cut(t, 300))
+                .unwrap_or_else(|| "_none_".into())
+        ),
+        format!("*Expires*\n{}", when(req.expires_at)),
+    ];
+    if let Some(job) = &req.source_job {
+        fields.push(format!("*Failed Job*\n{}", code(job, 300)));
+    }
+    blocks.push(
+        SlackSectionBlock::new()
+            .with_fields(fields.into_iter().map(md).collect())
+            .into(),
+    );
+    blocks.push(section(format!(
+        "*Reason:* {}",
+        escape_cut(&req.reason, 2000)
+    )));
+    let changes = diff_lines(&req.diff);
+    blocks.push(section(truncate_chars(
+        &if changes.is_empty() {
+            "*Changes:* none — the CronJob's current job template, as is.".to_string()
+        } else {
+            format!(
+                "*Changes to container {}:*\n{}",
+                code(&req.diff.container, 253),
+                changes.join("\n")
+            )
+        },
+        SECTION_TEXT_MAX,
+    )));
+    blocks.push(context(request_status(req)));
+    if req.state == State::Pending {
+        blocks.push(
+            SlackActionsBlock::new(vec![
+                button(
+                    "approve",
+                    "Approve",
+                    &req.id,
+                    Some(SlackBlockButtonStyle::Primary),
+                ),
+                button("deny", "Deny", &req.id, Some(SlackBlockButtonStyle::Danger)),
+                button("cancel", "Cancel request", &req.id, None),
+            ])
+            .with_block_id("request_actions".into())
+            .into(),
+        );
+    }
+    Rendered {
+        text: escape_cut(
+            &format!(
+                "Rerun request for {what} by {}: {}",
+                req.requested_by,
+                req.state.as_str()
+            ),
+            500,
+        ),
+        blocks,
+    }
+}
+
+/// A link to a message (Slack redirects it to the workspace).
+fn permalink(channel: &str, ts: &str) -> String {
+    format!(
+        "https://slack.com/archives/{channel}/p{}",
+        ts.replace('.', "")
+    )
+}
+
+/// `/rerun history`: one section per request, newest first.
+pub fn history(requests: &[RerunRequest]) -> Rendered {
+    if requests.is_empty() {
+        return notice("No rerun requests yet.");
+    }
+    let mut blocks = vec![section(format!("*Last {} rerun requests*", requests.len()))];
+    for req in requests.iter().take(40) {
+        let mut line = format!(
+            "{} {} · *{}* · asked by <@{}>",
+            code(&req.id, 20),
+            code(&req.subject(), 300),
+            req.state.as_str(),
+            req.requested_by
+        );
+        if let Some(by) = &req.approved_by {
+            line.push_str(&format!(" · approved by <@{by}>"));
+        } else if let Some(by) = &req.decided_by
+            && req.state == State::Denied
+        {
+            line.push_str(&format!(" · denied by <@{by}>"));
+        }
+        line.push_str(&format!(" · {}", when(req.requested_at)));
+        line.push_str(&format!("\nReason: {}", escape_cut(&req.reason, 500)));
+        if let Some(t) = &req.ticket {
+            line.push_str(&format!(" · ticket {}", escape_cut(t, 200)));
+        }
+        let changes = diff_lines(&req.diff);
+        if !changes.is_empty() {
+            line.push_str(&format!("\nChanges: {}", changes.join("; ")));
+        }
+        if let Some(job) = &req.job {
+            line.push_str(&format!("\nJob {}", code(job, 100)));
+        }
+        if let Some(note) = &req.note {
+            line.push_str(&format!(" — {}", escape_cut(note, 300)));
+        }
+        if let Some(ts) = req.thread() {
+            line.push_str(&format!(" · <{}|thread>", permalink(&req.channel, ts)));
+        }
+        blocks.push(section(truncate_chars(&line, SECTION_TEXT_MAX)));
+    }
+    Rendered {
+        text: format!("Last {} rerun requests", requests.len()),
+        blocks,
+    }
+}
+
+fn plain(text: &str) -> SlackBlockPlainTextOnly {
+    SlackBlockPlainText::new(text.to_string()).into()
+}
+
+fn text_input(
+    id: &str,
+    label: &str,
+    initial: &str,
+    multiline: bool,
+    optional: bool,
+    hint: Option<&str>,
+) -> SlackBlock {
+    let mut el = SlackBlockPlainTextInputElement::new().with_action_id(id.into());
+    el.multiline = Some(multiline);
+    if !initial.is_empty() {
+        el.initial_value = Some(truncate_chars(initial, 3000));
+    }
+    let mut block = SlackInputBlock::new(plain(label), SlackInputBlockElement::PlainTextInput(el))
+        .with_block_id(id.into())
+        .with_optional(optional);
+    block.hint = hint.map(plain);
+    block.into()
+}
+
+fn choice(value: &str, label: &str) -> SlackBlockChoiceItem<SlackBlockPlainTextOnly> {
+    SlackBlockChoiceItem::new(plain(label), value.to_string())
+}
+
+/// A rerun form as a Slack modal (`callback_id` = the form's id).
+pub fn form_view(form: &Form) -> SlackView {
+    let title = match form.kind {
+        FormKind::RerunReason => "Rerun",
+        FormKind::RerunOverrides => "Rerun with changes",
+    };
+    let mut blocks: Vec<SlackBlock> = vec![section(format!(
+        "Rerun CronJob {} — a second person must approve it.",
+        code(&format!("{}/{}", form.namespace, form.cronjob), 300)
+    ))];
+    if !form.context.is_empty() {
+        blocks.push(context(escape_cut(&form.context.join("\n"), 2000)));
+    }
+    let v = &form.prefill;
+    if form.kind == FormKind::RerunOverrides {
+        blocks.push(text_input(
+            "args",
+            "Arguments, one per line",
+            &v.args,
+            true,
+            true,
+            Some("Appended to the container's args, or replacing them (below)."),
+        ));
+        let append = SlackBlockChoiceItem::new(
+            SlackBlockText::from(SlackBlockPlainText::new(
+                "Append to the current args".into(),
+            )),
+            "append".into(),
+        );
+        let replace = SlackBlockChoiceItem::new(
+            SlackBlockText::from(SlackBlockPlainText::new("Replace the current args".into())),
+            "replace".into(),
+        );
+        let initial = match v.args_mode {
+            ArgsMode::Append => append.clone(),
+            ArgsMode::Replace => replace.clone(),
+        };
+        let mut radio = SlackBlockRadioButtonsElement::new(vec![append, replace])
+            .with_action_id("args_mode".into());
+        radio.initial_option = Some(initial);
+        blocks.push(
+            SlackInputBlock::new(
+                plain("Arguments mode"),
+                SlackInputBlockElement::RadioButtons(radio),
+            )
+            .with_block_id("args_mode".into())
+            .into(),
+        );
+        blocks.push(text_input(
+            "env",
+            "Environment, KEY=VALUE per line",
+            &v.env,
+            true,
+            true,
+            Some("Sets or overrides variables of the container."),
+        ));
+        if form.containers.len() > 1 {
+            let options: Vec<_> = form
+                .containers
+                .iter()
+                .take(100)
+                .map(|c| choice(c, c))
+                .collect();
+            let initial = v
+                .container
+                .as_deref()
+                .filter(|c| form.containers.iter().any(|x| x == c))
+                .unwrap_or(&form.containers[0]);
+            let mut select = SlackBlockStaticSelectElement::new()
+                .with_action_id("container".into())
+                .with_options(options);
+            select.initial_option = Some(choice(initial, initial));
+            blocks.push(
+                SlackInputBlock::new(
+                    plain("Container"),
+                    SlackInputBlockElement::StaticSelect(select),
+                )
+                .with_block_id("container".into())
+                .into(),
+            );
+        }
+    }
+    blocks.push(text_input(
+        "reason",
+        "Reason (root cause)",
+        &v.reason,
+        true,
+        false,
+        Some("Why it failed and why a rerun fixes it; recorded on the Job and in the audit trail."),
+    ));
+    blocks.push(text_input(
+        "ticket",
+        "Ticket or incident",
+        &v.ticket,
+        false,
+        !form.require_ticket,
+        None,
+    ));
+    SlackView::Modal(
+        SlackModalView::new(plain(title), blocks)
+            .with_submit(plain("Request rerun"))
+            .with_close(plain("Cancel"))
+            .with_callback_id(form.kind.id().into())
+            .with_private_metadata(form.metadata.clone()),
+    )
+}
+
+/// The typed values of a submitted rerun form.
+pub fn form_values(state: Option<&SlackViewState>) -> FormValues {
+    let get = |id: &str| {
+        state
+            .and_then(|s| s.values.get(&SlackBlockId::new(id.into())))
+            .and_then(|m| m.get(&SlackActionId::new(id.into())))
+    };
+    let text = |id: &str| get(id).and_then(|v| v.value.clone()).unwrap_or_default();
+    let option = |id: &str| {
+        get(id)
+            .and_then(|v| v.selected_option.as_ref())
+            .map(|o| o.value.clone())
+    };
+    FormValues {
+        reason: text("reason"),
+        ticket: text("ticket"),
+        args: text("args"),
+        args_mode: match option("args_mode").as_deref() {
+            Some("replace") => ArgsMode::Replace,
+            _ => ArgsMode::Append,
+        },
+        env: text("env"),
+        container: option("container"),
+    }
+}
+
 /// The failure alert (top level or, with `reply`, a repeated failure in its thread).
-pub fn failure_alert(alert: &FailureAlert, failures: u32, reply: bool) -> Rendered {
+pub fn failure_alert(
+    alert: &FailureAlert,
+    failures: u32,
+    reply: bool,
+    status: Option<&str>,
+) -> Rendered {
     let what = format!("{}/{}", alert.namespace, alert.cronjob);
     let header = if reply {
         format!("🔁 CronJob {what} failed again")
@@ -266,6 +679,9 @@ pub fn failure_alert(alert: &FailureAlert, failures: u32, reply: bool) -> Render
     if reply {
         notes.push(format!("Failure #{failures} in this thread."));
     }
+    if let Some(status) = status {
+        notes.push(escape_keep_mentions(status, 1000));
+    }
     if !notes.is_empty() {
         blocks.push(
             SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
@@ -314,11 +730,20 @@ pub fn failure_alert(alert: &FailureAlert, failures: u32, reply: bool) -> Render
     }
 }
 
+/// The immediate answer to a person (an ephemeral message).
+pub fn reply(reply: &crate::chat::Reply) -> Rendered {
+    match reply {
+        crate::chat::Reply::History(requests) => history(requests),
+        crate::chat::Reply::Ephemeral(text) => notice(text),
+        crate::chat::Reply::Ack | crate::chat::Reply::FormErrors(_) => notice(""),
+    }
+}
+
 /// A plain notice (for example in a thread).
 pub fn notice(text: &str) -> Rendered {
     Rendered {
         text: escape_cut(text, 3000),
-        blocks: vec![section(escape_cut(text, SECTION_TEXT_MAX))],
+        blocks: vec![section(escape_keep_mentions(text, SECTION_TEXT_MAX))],
     }
 }
 
@@ -334,6 +759,15 @@ mod tests {
         );
         assert_eq!(escape_cut("<<<<", 9), "&lt;&lt;…");
         assert!(escape_cut(&"x".repeat(5000), 3000).chars().count() <= 3000);
+    }
+
+    #[test]
+    fn user_mentions_survive_escaping_broadcasts_do_not() {
+        assert_eq!(
+            escape_keep_mentions("by <@U_BOB> & <!channel> <@bob> <@S1>", 200),
+            "by <@U_BOB> &amp; &lt;!channel&gt; &lt;@bob&gt; &lt;@S1&gt;"
+        );
+        assert_eq!(escape_keep_mentions("<@U1", 200), "&lt;@U1");
     }
 
     #[test]

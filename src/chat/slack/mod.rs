@@ -16,7 +16,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
-use super::{ButtonClick, Chat, ChatError, Interaction, MessageRef, Outgoing, SlashCommand};
+use super::{
+    ButtonClick, Chat, ChatError, Form, FormKind, FormSubmission, Interaction, MessageRef,
+    Outgoing, SlashCommand,
+};
 use crate::metrics::{MethodLabel, Metrics};
 
 pub type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
@@ -151,8 +154,11 @@ impl SlackChat {
                 alert,
                 failures,
                 reply,
-            } => messages::failure_alert(alert, *failures, *reply),
+                status,
+            } => messages::failure_alert(alert, *failures, *reply, *status),
             Outgoing::Notice(text) => messages::notice(text),
+            Outgoing::Request(request) => messages::approval_card(request),
+            Outgoing::History(requests) => messages::history(requests),
         }
     }
 }
@@ -226,6 +232,28 @@ impl Chat for SlackChat {
         .await?;
         Ok(())
     }
+
+    async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError> {
+        let req = SlackApiViewsOpenRequest::new(trigger_id.into(), messages::form_view(form));
+        self.call("views.open", || async {
+            self.client.open_session(&self.token).views_open(&req).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn group_members(&self, group: &str) -> Result<Vec<String>, ChatError> {
+        let req = SlackApiUserGroupsUsersListRequest::new(group.into());
+        let res = self
+            .call("usergroups.users.list", || async {
+                self.client
+                    .open_session(&self.token)
+                    .usergroups_users_list(&req)
+                    .await
+            })
+            .await?;
+        Ok(res.users.into_iter().map(|u| u.to_string()).collect())
+    }
 }
 
 /// Slack's interaction payload → the app's neutral [`Interaction`]s.
@@ -265,6 +293,24 @@ pub(crate) fn interactions_from(event: SlackInteractionEvent) -> Vec<Interaction
                     })
                 })
                 .collect()
+        }
+        SlackInteractionEvent::ViewSubmission(ev) => {
+            let SlackView::Modal(modal) = &ev.view.view else {
+                return Vec::new();
+            };
+            let Some(kind) = modal
+                .callback_id
+                .as_ref()
+                .and_then(|id| FormKind::from_id(id.as_ref()))
+            else {
+                return Vec::new();
+            };
+            vec![Interaction::Form(FormSubmission {
+                user: ev.user.id.to_string(),
+                kind,
+                metadata: modal.private_metadata.clone().unwrap_or_default(),
+                values: messages::form_values(ev.view.state_params.state.as_ref()),
+            })]
         }
         _ => Vec::new(),
     }

@@ -58,11 +58,11 @@ async fn on_command(
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let dispatch = dispatch_of(&states).await;
-    let text = match dispatch.command(command_from(event)).await {
-        Reply::Ack => String::new(),
-        Reply::Ephemeral(text) => text,
+    let reply = dispatch.command(command_from(event)).await;
+    let rendered = match reply {
+        Reply::Ack => super::messages::notice(""),
+        reply => super::messages::reply(&reply),
     };
-    let rendered = super::messages::notice(&text);
     Ok(SlackCommandEventResponse::new(
         SlackMessageContent::new()
             .with_text(rendered.text)
@@ -75,9 +75,17 @@ async fn on_interaction(
     event: SlackInteractionEvent,
     _client: Arc<Client>,
     states: SlackClientEventsUserState,
-) -> UserCallbackResult<()> {
-    dispatch_of(&states).await.buttons(interactions_from(event));
-    Ok(())
+) -> UserCallbackResult<SlackInteractionResponse> {
+    Ok(
+        match dispatch_of(&states)
+            .await
+            .interactions(interactions_from(event))
+            .await
+        {
+            Some(answer) => SlackInteractionResponse::ViewSubmission(answer),
+            None => SlackInteractionResponse::Empty,
+        },
+    )
 }
 
 fn on_error(

@@ -22,7 +22,9 @@ impl Interactions for Arc<App> {
                     "rerun_with_changes" => {
                         self.on_rerun_button(&click, FormKind::RerunOverrides).await
                     }
-                    "approve" | "deny" | "cancel" => self.on_request_button(&click).await,
+                    "approve" | "approve_held" | "deny" | "cancel" => {
+                        self.on_request_button(&click).await
+                    }
                     "hold" => Reply::Ephemeral(HOLD_LATER.into()),
                     other => {
                         tracing::warn!(action = other, "unknown button");

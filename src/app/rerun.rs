@@ -524,6 +524,7 @@ impl App {
             job: None,
             note: None,
             hold_override: false,
+            held: None,
         };
         loop {
             req.id = request::id_from(new_id());
@@ -633,10 +634,10 @@ impl App {
         };
         let now = Utc::now();
         let event = match click.action_id.as_str() {
-            "approve" => Event::Approve {
+            action @ ("approve" | "approve_held") => Event::Approve {
                 by: click.user.clone(),
                 allowed: self.may(&self.reruns.policy.approvers, &click.user).await,
-                hold_override: false,
+                hold_override: action == "approve_held",
             },
             "deny" => Event::Deny {
                 by: click.user.clone(),
@@ -692,7 +693,25 @@ impl App {
                 running: &running,
                 held: hold.as_deref(),
             };
-            if let Some(blocker) = approval_blocker(&req, &facts) {
+            let mut confirmed = req.clone();
+            confirmed.hold_override = matches!(
+                event,
+                Event::Approve {
+                    hold_override: true,
+                    ..
+                }
+            );
+            if let Some(blocker) = approval_blocker(&confirmed, &facts) {
+                if let request::Blocker::Held { hold } = &blocker
+                    && req.held.as_deref() != Some(hold.as_str())
+                {
+                    // Offer the explicit override on the card.
+                    let mut next = req.clone();
+                    next.held = Some(hold.clone());
+                    if let Ok(true) = self.store.swap_request(&req, &next) {
+                        self.update_card(&next).await;
+                    }
+                }
                 self.audit(
                     &click.user,
                     "rerun.refused",

@@ -90,6 +90,10 @@ pub struct RerunRequest {
     /// The approver confirmed a rerun of a held CronJob.
     #[serde(default)]
     pub hold_override: bool,
+    /// Set when an approval met a maintenance hold: the card then offers
+    /// *Approve during hold*.
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 impl RerunRequest {
@@ -297,7 +301,7 @@ pub enum Blocker {
     )]
     TemplateChanged,
     #[error(
-        "The CronJob is on a maintenance hold (`{hold}`). Approve again with *Approve anyway* to rerun it during the hold."
+        "The CronJob is on a maintenance hold (`{hold}`); nothing was created. To rerun it during the hold anyway, use *Approve during hold* on the card."
     )]
     Held { hold: String },
     #[error(
@@ -383,6 +387,7 @@ mod tests {
             job: None,
             note: None,
             hold_override: false,
+            held: None,
         }
     }
 

@@ -346,6 +346,48 @@ mod tests {
     }
 
     #[test]
+    fn request_transitions_are_compare_and_swap() {
+        use crate::core::request::{Event, State, transition};
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let req: RerunRequest = serde_json::from_value(serde_json::json!({
+            "id": "abc12345", "namespace": "default", "cronjob": "billing-sync",
+            "requested_by": "U_ALICE", "requested_at": at, "expires_at": at + chrono::Duration::hours(1),
+            "reason": "r", "ticket": null, "overrides": {"container": null, "args": [], "args_mode": "append", "env": []},
+            "diff": {"container": "main", "args": null, "env": []}, "source_job": null, "alert": null,
+            "template": {}, "channel": "C1", "thread_ts": null, "card_ts": null, "state": "pending",
+            "approved_by": null, "decided_by": null, "decided_at": null, "job": null, "note": null
+        }))
+        .unwrap();
+        assert!(store.insert_request(&req).unwrap());
+        assert!(!store.insert_request(&req).unwrap(), "ids are unique");
+        // Eight approvers read the same pending request and race to approve it.
+        let winners: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = store.clone();
+                    let req = req.clone();
+                    s.spawn(move || {
+                        let event = Event::Approve {
+                            by: format!("U_{i}"),
+                            allowed: true,
+                            hold_override: false,
+                        };
+                        let next = transition(&req, &event, at).unwrap();
+                        usize::from(store.swap_request(&req, &next).unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(winners, 1);
+        let stored = store.request("abc12345").unwrap().unwrap();
+        assert_eq!(stored.state, State::Approved);
+        assert_eq!(store.requests().unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -767,3 +767,49 @@ async fn history_lists_the_last_requests() {
     assert!(none.contains("No rerun requests"), "{none}");
     t.finish().await;
 }
+
+#[tokio::test]
+async fn a_held_cronjob_runs_only_when_the_approver_confirms() {
+    let t = Tester::start().await;
+    t.kube.apply_cronjob(
+        billing_sync()
+            .annotation("rerun-bot.io/hold-id", "h-maint")
+            .build(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.command(
+        "U_ALICE",
+        CHANNEL,
+        "/rerun",
+        "billing-sync --reason \"needed today\"",
+    )
+    .await;
+    let card = t.slack.next_message().await;
+    assert!(!card.has_button("approve_held"));
+
+    t.click("U_BOB", &card, "approve").await;
+    let refused = t.slack.next_ephemeral().await.render();
+    assert!(
+        refused.contains("maintenance hold") && refused.contains("h-maint"),
+        "{refused}"
+    );
+    let offered = t.slack.next_update().await;
+    assert_eq!(
+        offered.buttons(),
+        ["approve", "approve_held", "deny", "cancel"]
+    );
+    assert!(reruns(&t).is_empty());
+
+    t.click("U_BOB", &offered, "approve_held").await;
+    assert!(
+        t.slack
+            .next_update()
+            .await
+            .render()
+            .contains("Approved by <@U_BOB>")
+    );
+    assert!(t.slack.next_message().await.render().contains("created"));
+    t.slack.next_update().await;
+    assert_eq!(reruns(&t).len(), 1);
+    t.finish().await;
+}

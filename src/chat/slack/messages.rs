@@ -298,19 +298,35 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
     )));
     blocks.push(context(request_status(req)));
     if req.state == State::Pending {
-        blocks.push(
-            SlackActionsBlock::new(vec![
+        let mut buttons = vec![
+            button(
+                "approve",
+                "Approve",
+                &req.id,
+                Some(SlackBlockButtonStyle::Primary),
+            ),
+            button("deny", "Deny", &req.id, Some(SlackBlockButtonStyle::Danger)),
+            button("cancel", "Cancel request", &req.id, None),
+        ];
+        if let Some(hold) = &req.held {
+            blocks.push(section(format!(
+                "⚠️ The CronJob is on maintenance hold {}. *Approve during hold* runs it anyway.",
+                code(hold, 100)
+            )));
+            buttons.insert(
+                1,
                 button(
-                    "approve",
-                    "Approve",
+                    "approve_held",
+                    "Approve during hold",
                     &req.id,
-                    Some(SlackBlockButtonStyle::Primary),
+                    Some(SlackBlockButtonStyle::Danger),
                 ),
-                button("deny", "Deny", &req.id, Some(SlackBlockButtonStyle::Danger)),
-                button("cancel", "Cancel request", &req.id, None),
-            ])
-            .with_block_id("request_actions".into())
-            .into(),
+            );
+        }
+        blocks.push(
+            SlackActionsBlock::new(buttons)
+                .with_block_id("request_actions".into())
+                .into(),
         );
     }
     Rendered {

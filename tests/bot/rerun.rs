@@ -274,8 +274,6 @@ async fn double_clicks_concurrent_approvers_and_slack_retries_make_one_job() {
             k.list(Resource::Jobs, None).len() == 2
         })
         .await;
-    t.slack.expect_quiet(Duration::from_millis(300)).await;
-    assert_eq!(reruns(&t).len(), 1);
     for _ in 0..6 {
         let refusal = t.slack.next_ephemeral().await;
         assert!(
@@ -295,6 +293,8 @@ async fn double_clicks_concurrent_approvers_and_slack_retries_make_one_job() {
         t.slack.next_update().await;
     }
     assert!(t.slack.next_message().await.render().contains("created"));
+    t.slack.expect_quiet(Duration::from_millis(300)).await;
+    assert_eq!(reruns(&t).len(), 1);
     t.finish().await;
 }
 

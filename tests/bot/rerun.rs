@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::assert_message_snapshot;
 use crate::support::slack::ViewValue;
 use crate::support::tester::CHANNEL;
 use crate::support::{CronJobFixture, Failure, Message, Resource, Tester};
@@ -16,7 +17,7 @@ fn billing_sync() -> CronJobFixture {
         .schedule("0 3 * * *")
         .owner("U_OWNER")
         .backoff_limit(2)
-        .args(&["sync --since=yesterday"])
+        .args(&["sync --day=yesterday"])
         .env("DB_HOST", "db.internal")
 }
 
@@ -118,6 +119,7 @@ async fn rerun_button_then_approval_creates_exactly_one_job_and_reports_it() {
     let _alert_approved = t.slack.next_update().await;
     let created = t.slack.next_message().await;
     assert_eq!(created.thread_ts.as_deref(), Some(alert.ts.as_str()));
+    assert_message_snapshot!("approval_card_approved", approved.render());
     let jobs = reruns(&t);
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
@@ -375,6 +377,7 @@ async fn slash_command_with_overrides_changes_only_the_chosen_container() {
         "secret-looking values are masked:\n{shown}"
     );
     assert!(shown.contains("secretKeyRef"), "{shown}");
+    assert_message_snapshot!("approval_card_with_changes", shown);
 
     let job = approve(&t, &card, false).await;
     let cj = t
@@ -417,7 +420,7 @@ async fn slash_command_with_overrides_changes_only_the_chosen_container() {
     let main = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
         main["args"],
-        json!(["sync --since=yesterday", "--date=2024-01-01"])
+        json!(["sync --day=yesterday", "--date=2024-01-01"])
     );
     let env = main["env"].as_array().unwrap();
     assert_eq!(env[0], json!({"name": "DB_HOST", "value": "db.internal"}));
@@ -505,7 +508,7 @@ async fn the_changes_form_checks_every_field_before_anything_is_created() {
     );
     assert_eq!(
         containers[0]["args"],
-        json!(["sync --since=yesterday"]),
+        json!(["sync --day=yesterday"]),
         "main untouched"
     );
     t.finish().await;

@@ -6,10 +6,15 @@
 //! - the same latency for a bare kube-rs watcher on the same fake (the floor);
 //! - time from process start to `/readyz` and peak RSS (VmHWM) with 10,000
 //!   Jobs and 2,000 CronJobs in the cluster;
-//! - duplicate alerts (must be 0).
+//! - duplicate alerts (must be 0);
+//! - latency from the approve click's HTTP request to the Job's POST arriving
+//!   at the fake apiserver (50 requests, one at a time);
+//! - 100 concurrent approve clicks on one request: time until every click is
+//!   answered, and the Jobs created (must be 1).
 //!
-//! Targets (issue "Failure alerts"): p99 ≤ 2× floor + 10 ms, RSS ≤ 40 MiB,
-//! ready ≤ 2 s, zero duplicates.
+//! Targets (issues "Failure alerts", "Rerun with four-eyes approval"): p99 ≤ 2×
+//! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
+//! p99 ≤ 50 ms; exactly one Job for 100 concurrent clicks.
 
 #[path = "../tests/support/kube.rs"]
 mod kube_fake;
@@ -241,6 +246,137 @@ async fn watcher_floor(kube: &FakeKube, n: usize, burst: bool) -> Vec<f64> {
     latencies
 }
 
+async fn signed_post(port: u16, slack: &FakeSlack, path: &str, body: String) -> u16 {
+    let ts = Utc::now().timestamp();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let req = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", slack.sign(ts, &body))
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .unwrap();
+    client
+        .request(req)
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// `/rerun <cronjob> --reason …` by U_ALICE; returns the card it posted.
+async fn request_rerun(slack: &FakeSlack, port: u16, cronjob: &str) -> slack_fake::Message {
+    let form = slack.slash_command_form(
+        "U_ALICE",
+        "C_BENCH",
+        "/rerun",
+        &format!("{cronjob} --reason bench"),
+    );
+    assert_eq!(signed_post(port, slack, "/slack/commands", form).await, 200);
+    loop {
+        let card = tokio::time::timeout(Duration::from_secs(30), slack.next_message())
+            .await
+            .expect("approval card within 30 s");
+        if card.has_button("approve") {
+            return card;
+        }
+    }
+}
+
+fn job_posts(kube: &FakeKube) -> Vec<Instant> {
+    kube.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs"))
+        .map(|r| r.at)
+        .collect()
+}
+
+/// From the approve click's request to the Job POST at the apiserver, one at a time.
+async fn approval_latencies(
+    kube: &FakeKube,
+    slack: &FakeSlack,
+    port: u16,
+    cronjobs: &[String],
+) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    for cronjob in cronjobs {
+        let card = request_rerun(slack, port, cronjob).await;
+        let before = job_posts(kube).len();
+        let payload = slack.block_action_payload("U_BOB", &card, "approve");
+        let clicked = Instant::now();
+        assert_eq!(
+            signed_post(
+                port,
+                slack,
+                "/slack/interactivity",
+                FakeSlack::interaction_form(&payload)
+            )
+            .await,
+            200
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let posted = loop {
+            if let Some(at) = job_posts(kube).get(before) {
+                break *at;
+            }
+            assert!(Instant::now() < deadline, "no Job POST within 30 s");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        latencies.push(posted.saturating_duration_since(clicked).as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies
+}
+
+/// 100 approvers click at once; returns the time until all were answered
+/// (one Job created, 99 told "already approved") and the Jobs created.
+async fn concurrent_approvals(
+    kube: &FakeKube,
+    slack: &FakeSlack,
+    port: u16,
+    cronjob: &str,
+) -> (f64, usize) {
+    let card = request_rerun(slack, port, cronjob).await;
+    let before = job_posts(kube).len();
+    let refusals_before = slack.calls("chat.postEphemeral").len();
+    let payloads: Vec<String> = (0..100)
+        .map(|i| {
+            FakeSlack::interaction_form(&slack.block_action_payload(
+                &format!("U_APPROVER{i}"),
+                &card,
+                "approve",
+            ))
+        })
+        .collect();
+    let started = Instant::now();
+    let clicks = payloads
+        .into_iter()
+        .map(|body| signed_post(port, slack, "/slack/interactivity", body));
+    for status in futures::future::join_all(clicks).await {
+        assert_eq!(status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slack.calls("chat.postEphemeral").len() < refusals_before + 99
+        || job_posts(kube).len() == before
+    {
+        assert!(
+            Instant::now() < deadline,
+            "100 approvals not processed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let created = kube
+        .list(Resource::Jobs, Some("default"))
+        .iter()
+        .filter(|j| {
+            j["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rerun-bot"
+                && j["metadata"]["ownerReferences"][0]["name"] == cronjob
+        })
+        .count();
+    (elapsed, created)
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -313,6 +449,10 @@ async fn main() {
     let written = fail_many(&kube, &burst);
     let burst_ms = alert_latencies(&slack, &written, &mut seen).await;
 
+    let approve_ms = approval_latencies(&kube, &slack, port, &singles).await;
+    let (concurrent_ms, concurrent_jobs) =
+        concurrent_approvals(&kube, &slack, port, &burst[0]).await;
+
     // Let stragglers (duplicates) arrive, then count.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_kib = vm_hwm_kib(bot.child.id()).unwrap_or(0);
@@ -348,6 +488,8 @@ async fn main() {
         "ready_ms_10k_jobs_2k_cronjobs": round(ready_ms),
         "peak_rss_mib": round(rss_kib as f64 / 1024.0),
         "duplicate_alerts": duplicates,
+        "approve_to_job_post": summary(approve_ms),
+        "approvals_100_concurrent": {"ms": round(concurrent_ms), "jobs_created": concurrent_jobs},
         "alerts_outside_lookback": old_alerted,
     });
     println!("{line}");

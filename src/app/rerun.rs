@@ -177,33 +177,55 @@ impl App {
         allow.allows(user, &self.members(allow).await)
     }
 
+    /// One audit record about a request: every record carries the request's
+    /// id, state, Job name, changes, reason and ticket, so each stands alone.
     fn audit(&self, actor: &str, action: &str, req: &RerunRequest, detail: serde_json::Value) {
         let mut detail = detail;
         if let Some(map) = detail.as_object_mut() {
-            map.insert("request".into(), req.id.clone().into());
-            map.insert("state".into(), req.state.as_str().into());
+            let mut put = |k: &str, v: serde_json::Value| {
+                map.entry(k.to_string()).or_insert(v);
+            };
+            put("request", req.id.clone().into());
+            put("state", req.state.as_str().into());
+            put("job", overrides::job_name(&req.cronjob, &req.id).into());
+            put("requested_by", req.requested_by.clone().into());
+            put("reason", req.reason.clone().into());
+            put("ticket", req.ticket.clone().into());
+            put("diff", serde_json::to_value(&req.diff).unwrap_or_default());
         }
+        self.audit_event(actor, action, req.subject(), detail);
+    }
+
+    fn audit_event(&self, actor: &str, action: &str, subject: String, detail: serde_json::Value) {
         if let Err(e) = self.store.append_audit(&AuditEvent {
             at: Utc::now(),
             actor: actor.to_string(),
             action: action.to_string(),
-            subject: req.subject(),
+            subject,
             detail,
         }) {
             tracing::error!(error = %e, action, "cannot write the audit trail");
         }
     }
 
+    /// Refuses a request by someone not on `RERUN_BOT_REQUESTERS`, on the record.
+    fn refuse_requester(&self, user: &str, subject: String) -> String {
+        self.audit_event(
+            user,
+            "rerun.refused",
+            subject,
+            serde_json::json!({"action": "request", "why": "not on RERUN_BOT_REQUESTERS"}),
+        );
+        format!(
+            "You are not allowed to request reruns. Requesters: {}.",
+            self.reruns.policy.requesters.describe()
+        )
+    }
+
     // ----- asking -----------------------------------------------------------
 
     /// `rerun` / `rerun_with_changes` on an alert: opens the matching form.
     pub(crate) async fn on_rerun_button(&self, click: &ButtonClick, kind: FormKind) -> Reply {
-        if !self.may(&self.reruns.policy.requesters, &click.user).await {
-            return Reply::Ephemeral(format!(
-                "You are not allowed to request reruns. Requesters: {}.",
-                self.reruns.policy.requesters.describe()
-            ));
-        }
         let Some(record) = click
             .value
             .as_deref()
@@ -212,6 +234,12 @@ impl App {
             return Reply::Ephemeral("This alert is no longer known to rerun-bot.".into());
         };
         let alert = &record.alert;
+        if !self.may(&self.reruns.policy.requesters, &click.user).await {
+            return Reply::Ephemeral(self.refuse_requester(
+                &click.user,
+                format!("{}/{}", alert.namespace, alert.cronjob),
+            ));
+        }
         let Some(cj) = self.cached_cronjob(&alert.namespace, &alert.cronjob) else {
             return Reply::Ephemeral(format!(
                 "CronJob `{}/{}` no longer exists; nothing to rerun.",
@@ -317,10 +345,11 @@ impl App {
     /// `/rerun <cronjob> …`
     pub(crate) async fn on_rerun_command(&self, cmd: &SlashCommand, rerun: RerunCommand) -> Reply {
         if !self.may(&self.reruns.policy.requesters, &cmd.user).await {
-            return Reply::Ephemeral(format!(
-                "You are not allowed to request reruns. Requesters: {}.",
-                self.reruns.policy.requesters.describe()
-            ));
+            let subject = match &rerun.namespace {
+                Some(ns) => format!("{ns}/{}", rerun.cronjob),
+                None => rerun.cronjob.clone(),
+            };
+            return Reply::Ephemeral(self.refuse_requester(&cmd.user, subject));
         }
         let cj = match self.find_cronjob(&rerun.cronjob, rerun.namespace.as_deref()) {
             Ok(cj) => cj,
@@ -438,10 +467,8 @@ impl App {
     /// Checks and records a request and posts its approval card.
     async fn ask(&self, ask: Ask) -> Result<RerunRequest, AskError> {
         if !self.may(&self.reruns.policy.requesters, &ask.user).await {
-            return Err(AskError::Message(format!(
-                "You are not allowed to request reruns. Requesters: {}.",
-                self.reruns.policy.requesters.describe()
-            )));
+            let subject = format!("{}/{}", ask.target.namespace, ask.target.cronjob);
+            return Err(AskError::Message(self.refuse_requester(&ask.user, subject)));
         }
         if ask.reason.is_empty() {
             return Err(AskError::Field(

@@ -816,3 +816,48 @@ async fn a_held_cronjob_runs_only_when_the_approver_confirms() {
     assert_eq!(reruns(&t).len(), 1);
     t.finish().await;
 }
+
+#[tokio::test]
+async fn only_listed_requesters_may_ask_and_refusals_are_recorded() {
+    let t = Tester::with_args(&["--requesters", "S_DEV", "--audit-token", AUDIT_TOKEN]).await;
+    t.slack.add_usergroup("S_DEV", &["U_ALICE"]);
+    t.kube.apply_cronjob(billing_sync().build());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let eve = t
+        .command("U_EVE", CHANNEL, "/rerun", "billing-sync --reason \"mine\"")
+        .await
+        .json();
+    let text = eve["text"].as_str().unwrap();
+    assert!(text.contains("not allowed to request"), "{text}");
+    assert!(t.slack.calls("chat.postMessage").is_empty(), "no card");
+    let alice = t
+        .command("U_ALICE", CHANNEL, "/rerun", "billing-sync --reason \"db\"")
+        .await
+        .json();
+    assert!(
+        alice["text"].as_str().unwrap().contains("requested"),
+        "{alice}"
+    );
+    t.slack.next_message().await;
+    let trail = rerun_bot::audit_client::fetch(&t.url(""), AUDIT_TOKEN, Some("1h"), None)
+        .await
+        .unwrap();
+    let refused = trail
+        .iter()
+        .find(|e| e.event.action == "rerun.refused")
+        .unwrap();
+    assert_eq!(refused.event.actor, "U_EVE");
+    let requested = trail
+        .iter()
+        .find(|e| e.event.action == "rerun.requested")
+        .unwrap();
+    assert_eq!(requested.event.actor, "U_ALICE");
+    assert_eq!(requested.event.detail["reason"], "db");
+    assert!(
+        requested.event.detail["job"]
+            .as_str()
+            .unwrap()
+            .starts_with("billing-sync-rerun-")
+    );
+    t.finish().await;
+}

@@ -1675,6 +1675,8 @@ pub struct RecordedRequest {
     pub query: String,
     pub body: Option<Value>,
     pub content_type: Option<String>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 struct FailRule {
@@ -1780,6 +1782,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         query: query.clone(),
         body: json_body,
         content_type: content_type.clone(),
+        at: std::time::Instant::now(),
     });
     let (latency, fault) = inner.take_fault(&method, &path);
     if !latency.is_zero() {

@@ -543,15 +543,7 @@ impl App {
             template: template_of(&cj),
             channel: t.channel.clone(),
             thread_ts: t.thread_ts.clone(),
-            card_ts: None,
-            state: State::Pending,
-            approved_by: None,
-            decided_by: None,
-            decided_at: None,
-            job: None,
-            note: None,
-            hold_override: false,
-            held: None,
+            ..RerunRequest::default()
         };
         loop {
             req.id = request::id_from(new_id());

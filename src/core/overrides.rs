@@ -285,7 +285,7 @@ pub fn looks_secret(name: &str) -> bool {
 }
 
 /// What a rerun changes against the template (secret-looking values masked).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Diff {
     pub container: String,
     /// `(before, after)` when the args change.

@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::overrides::{Diff, Overrides};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    #[default]
     Pending,
     /// Written before the Job is created; a restart finishes it.
     Approved,
@@ -54,7 +55,8 @@ impl State {
 }
 
 /// Everything about one request; stored as is, shown on the approval card.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is an empty pending request, for building one field by field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RerunRequest {
     /// Lowercase alphanumerics; the suffix of the Job name.
     pub id: String,
@@ -374,20 +376,9 @@ mod tests {
                 args: None,
                 env: vec![],
             },
-            source_job: None,
-            alert: None,
             template: serde_json::json!({"spec": {"backoffLimit": 1}}),
             channel: "C1".into(),
-            thread_ts: None,
-            card_ts: None,
-            state: State::Pending,
-            approved_by: None,
-            decided_by: None,
-            decided_at: None,
-            job: None,
-            note: None,
-            hold_override: false,
-            held: None,
+            ..RerunRequest::default()
         }
     }
 

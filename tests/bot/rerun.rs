@@ -43,6 +43,14 @@ async fn audit_actions(t: &Tester) -> Vec<String> {
         .collect()
 }
 
+/// `billing-sync` (as `fixture`) exists, and `user` asks by command; returns the card.
+async fn ask_by_command(t: &Tester, fixture: CronJobFixture, user: &str, text: &str) -> Message {
+    t.kube.apply_cronjob(fixture.build());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.command(user, CHANNEL, "/rerun", text).await;
+    t.slack.next_message().await
+}
+
 /// A failed Job's alert, and the form its Rerun button opened for `user`.
 async fn alert_and_form(t: &Tester, user: &str, button: &str) -> (Message, Value) {
     t.kube.apply_cronjob(billing_sync().build());
@@ -633,17 +641,13 @@ async fn denied_cancelled_and_expired_requests_never_run() {
 #[tokio::test]
 async fn forbid_with_a_running_job_and_a_changed_template_block_approval() {
     let t = Tester::start().await;
-    t.kube
-        .apply_cronjob(billing_sync().concurrency_policy("Forbid").build());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    t.command(
+    let card = ask_by_command(
+        &t,
+        billing_sync().concurrency_policy("Forbid"),
         "U_ALICE",
-        CHANNEL,
-        "/rerun",
         "billing-sync --reason \"rerun\"",
     )
     .await;
-    let card = t.slack.next_message().await;
     let running = t
         .kube
         .spawn_job("default", "billing-sync", chrono::Utc::now());
@@ -678,16 +682,13 @@ async fn forbid_with_a_running_job_and_a_changed_template_block_approval() {
 #[tokio::test]
 async fn a_crash_between_approval_and_job_creation_is_finished_at_start() {
     let mut t = Tester::start().await;
-    t.kube.apply_cronjob(billing_sync().build());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    t.command(
+    let card = ask_by_command(
+        &t,
+        billing_sync(),
         "U_ALICE",
-        CHANNEL,
-        "/rerun",
         "billing-sync --reason \"crash test\"",
     )
     .await;
-    let card = t.slack.next_message().await;
     // The apiserver stalls every Job create; the bot dies while waiting.
     t.kube.fail_next(
         "POST",
@@ -744,16 +745,13 @@ async fn a_failed_rerun_is_reported_in_the_thread_not_as_a_new_alert() {
 #[tokio::test]
 async fn history_lists_the_last_requests() {
     let t = Tester::start().await;
-    t.kube.apply_cronjob(billing_sync().build());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    t.command(
+    let card = ask_by_command(
+        &t,
+        billing_sync(),
         "U_ALICE",
-        CHANNEL,
-        "/rerun",
         "billing-sync --reason \"first\" --ticket T-1",
     )
     .await;
-    let card = t.slack.next_message().await;
     t.click("U_BOB", &card, "deny").await;
     t.slack.next_update().await;
     let history = t

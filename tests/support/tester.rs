@@ -203,7 +203,12 @@ impl Tester {
     /// `user` clicks the button `action_id` on `message`.
     pub async fn click(&self, user: &str, message: &Message, action_id: &str) -> Answer {
         let payload = self.slack.block_action_payload(user, message, action_id);
-        let body = FakeSlack::interaction_form(&payload);
+        self.interact(&payload).await
+    }
+
+    /// Posts an interaction payload, signed, as Slack would.
+    pub async fn interact(&self, payload: &serde_json::Value) -> Answer {
+        let body = FakeSlack::interaction_form(payload);
         self.post_signed(
             "/slack/interactivity",
             "application/x-www-form-urlencoded",
@@ -226,13 +231,7 @@ impl Tester {
         values: &[(&str, super::slack::ViewValue)],
     ) -> Answer {
         let payload = self.slack.view_submission_payload(user, view, values);
-        let body = FakeSlack::interaction_form(&payload);
-        self.post_signed(
-            "/slack/interactivity",
-            "application/x-www-form-urlencoded",
-            &body,
-        )
-        .await
+        self.interact(&payload).await
     }
 
     /// `user` types `/command text` in `channel`; returns the immediate answer.

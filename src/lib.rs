@@ -111,6 +111,7 @@ impl Bot {
                 startup.set_ready();
                 tracing::info!("first lists of CronJobs and Jobs done; ready");
                 startup.clone().recover_requests().await;
+                startup.clone().recover_operations().await;
             }
         });
         app.spawn(app.clone().run_pending_retry());

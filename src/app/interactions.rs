@@ -8,9 +8,6 @@ use super::App;
 use crate::chat::{FormKind, Interaction, Interactions, Reply, SlashCommand};
 use crate::core::command::{self, Command, CommandKind};
 
-/// Answer for maintenance commands until holds land.
-const HOLD_LATER: &str = "Maintenance holds (`/hold`, `/resume`) are not available yet in this version of rerun-bot. Nothing was changed.";
-
 #[async_trait]
 impl Interactions for Arc<App> {
     async fn handle(&self, interaction: Interaction) -> Reply {
@@ -25,7 +22,10 @@ impl Interactions for Arc<App> {
                     "approve" | "approve_held" | "deny" | "cancel" => {
                         self.on_request_button(&click).await
                     }
-                    "hold" => Reply::Ephemeral(HOLD_LATER.into()),
+                    "hold" => self.on_hold_button(&click).await,
+                    "hold_confirm" | "resume_confirm" | "hold_cancel" => {
+                        self.on_confirm(&click).await
+                    }
                     other => {
                         tracing::warn!(action = other, "unknown button");
                         Reply::Ephemeral(format!(
@@ -66,9 +66,9 @@ impl App {
                 namespace,
                 failed_only,
             } => self.list_cronjobs(namespace.as_deref(), failed_only),
-            Command::Hold(_) | Command::HoldStatus | Command::Resume(_) => {
-                Reply::Ephemeral(HOLD_LATER.into())
-            }
+            Command::Hold(hold) => self.on_hold_command(&cmd, hold).await,
+            Command::HoldStatus => self.hold_status(),
+            Command::Resume(resume) => self.on_resume_command(&cmd, resume).await,
         }
     }
 

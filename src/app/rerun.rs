@@ -173,7 +173,7 @@ impl App {
         out
     }
 
-    async fn may(&self, allow: &Allow, user: &str) -> bool {
+    pub(crate) async fn may(&self, allow: &Allow, user: &str) -> bool {
         allow.allows(user, &self.members(allow).await)
     }
 
@@ -196,7 +196,13 @@ impl App {
         self.audit_event(actor, action, req.subject(), detail);
     }
 
-    fn audit_event(&self, actor: &str, action: &str, subject: String, detail: serde_json::Value) {
+    pub(crate) fn audit_event(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: String,
+        detail: serde_json::Value,
+    ) {
         if let Err(e) = self.store.append_audit(&AuditEvent {
             at: Utc::now(),
             actor: actor.to_string(),
@@ -1184,7 +1190,7 @@ impl App {
 }
 
 /// A fresh random number for a request id (the store refuses duplicates).
-fn new_id() -> u64 {
+pub(crate) fn new_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

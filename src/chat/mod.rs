@@ -9,6 +9,7 @@ pub mod slack;
 use async_trait::async_trait;
 
 use crate::core::FailureAlert;
+use crate::core::hold::Operation;
 use crate::core::overrides::ArgsMode;
 use crate::core::request::RerunRequest;
 
@@ -37,6 +38,8 @@ pub enum Outgoing<'a> {
     Request(&'a RerunRequest),
     /// The last requests, newest first (`/rerun history`).
     History(&'a [RerunRequest]),
+    /// A hold or resume: progress while it runs, the summary when done.
+    Operation(&'a Operation),
 }
 
 /// The two rerun forms (DESIGN.md "Modals").
@@ -126,7 +129,12 @@ pub trait Chat: Send + Sync + 'static {
     ) -> Result<MessageRef, ChatError>;
     async fn update(&self, at: &MessageRef, message: Outgoing<'_>) -> Result<(), ChatError>;
     /// A message only `user` sees.
-    async fn post_ephemeral(&self, channel: &str, user: &str, text: &str) -> Result<(), ChatError>;
+    async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        reply: &Reply,
+    ) -> Result<(), ChatError>;
     /// Opens a form for the person whose click or command carried `trigger_id`.
     async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError>;
     /// The user ids in a user group.
@@ -172,6 +180,19 @@ pub enum Reply {
     History(Vec<RerunRequest>),
     /// The form stays open with these errors, by field (`reason`, `env`, …).
     FormErrors(Vec<(&'static str, String)>),
+    /// A preview with a confirm and a cancel button.
+    Confirm(Confirm),
+}
+
+/// A preview that acts only when confirmed (bulk holds and resumes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub text: String,
+    /// `hold_confirm` or `resume_confirm`; the cancel button is `hold_cancel`.
+    pub action: &'static str,
+    pub label: &'static str,
+    /// What is confirmed (the operation's id).
+    pub value: String,
 }
 
 /// The app side of interactions; the adapter acknowledges within Slack's 3 s.

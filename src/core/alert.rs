@@ -211,6 +211,7 @@ mod tests {
             alerts_off: false,
             on_hold: OnHold::Suspend,
             hold_id: None,
+            suspended_before_hold: None,
             backoff_limit: Some(2),
             containers: vec!["main".into()],
         }

@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod command;
+pub mod hold;
 pub mod model;
 pub mod overrides;
 pub mod policy;

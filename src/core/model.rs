@@ -75,6 +75,9 @@ pub struct CronJobSnapshot {
     /// `rerun-bot.io/hold-id`: a maintenance hold covers this CronJob.
     #[serde(default)]
     pub hold_id: Option<String>,
+    /// `rerun-bot.io/suspended-before-hold`, while held.
+    #[serde(default)]
+    pub suspended_before_hold: Option<bool>,
     pub backoff_limit: Option<i32>,
     pub containers: Vec<String>,
 }

@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, LogParams, PostParams};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
@@ -22,7 +22,7 @@ pub const ANNOTATION_OWNER: &str = "rerun-bot.io/owner";
 pub const ANNOTATION_ALERTS: &str = "rerun-bot.io/alerts";
 pub const ANNOTATION_ON_HOLD: &str = "rerun-bot.io/on-hold";
 pub const ANNOTATION_REQUEST_ID: &str = "rerun-bot.io/request-id";
-pub const ANNOTATION_HOLD_ID: &str = "rerun-bot.io/hold-id";
+pub const ANNOTATION_HOLD_ID: &str = crate::core::hold::HOLD_ID;
 
 /// What creating a Job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +138,8 @@ pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
             _ => OnHold::Suspend,
         },
         hold_id: annotation(annotations, ANNOTATION_HOLD_ID),
+        suspended_before_hold: annotation(annotations, crate::core::hold::SUSPENDED_BEFORE)
+            .map(|v| v == "true"),
         backoff_limit: job_spec.and_then(|s| s.backoff_limit),
         containers: job_spec
             .and_then(|s| s.template.spec.as_ref())
@@ -215,6 +217,60 @@ impl Cluster {
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::AlreadyExisted),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A merge patch on a CronJob; `Ok(false)` when it no longer exists.
+    pub async fn patch_cronjob(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<bool, KubeError> {
+        let api: Api<CronJob> = Api::namespaced(self.client.clone(), namespace);
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a Job with its pods (`propagationPolicy: Background`); a Job
+    /// already gone counts as deleted.
+    pub async fn delete_job(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Running Jobs by `namespace/cronjob`, in the watched namespaces.
+    pub async fn running_jobs_by_cronjob(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, KubeError> {
+        let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for api in self.apis::<Job>() {
+            let mut params = ListParams::default().limit(500);
+            loop {
+                let page = api.list(&params).await?;
+                for job in page.items.iter().filter_map(job_snapshot) {
+                    if let (Some(cj), true) = (&job.cronjob, job.is_running()) {
+                        out.entry(format!("{}/{cj}", job.namespace))
+                            .or_default()
+                            .push(job.name.clone());
+                    }
+                }
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => params = params.continue_token(&token),
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub async fn job(&self, namespace: &str, name: &str) -> Result<Option<JobSnapshot>, KubeError> {

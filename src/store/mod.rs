@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
 use crate::core::{FailureAlert, ThreadState};
 
@@ -92,6 +93,14 @@ pub trait Store: Send + Sync + 'static {
     fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool>;
     /// Every request, oldest first.
     fn requests(&self) -> Result<Vec<RerunRequest>>;
+
+    /// Holds and resumes (`holds` tree), by id.
+    fn insert_operation(&self, op: &Operation) -> Result<bool>;
+    fn operation(&self, id: &str) -> Result<Option<Operation>>;
+    /// Compare-and-swap, like [`Store::swap_request`].
+    fn swap_operation(&self, current: &Operation, next: &Operation) -> Result<bool>;
+    /// Every hold and resume, oldest first.
+    fn operations(&self) -> Result<Vec<Operation>>;
 
     /// Appends to the audit trail and returns the event's sequence number.
     fn append_audit(&self, event: &AuditEvent) -> Result<u64>;

@@ -5,6 +5,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AlertRecord, AlertState, AuditEvent, Result, Store, StoreError};
 use crate::core::ThreadState;
+use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
 
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -21,6 +22,7 @@ pub struct SledStore {
     threads: sled::Tree,
     audit: sled::Tree,
     requests: sled::Tree,
+    holds: sled::Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -38,6 +40,39 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
         tree,
         why: e.to_string(),
     })
+}
+
+fn insert_new<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<bool> {
+    let swapped =
+        tree.compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(encode(value)))?;
+    Ok(swapped.is_ok())
+}
+
+fn get<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, key: &str) -> Result<Option<T>> {
+    tree.get(key)?.map(|v| decode(name, &v)).transpose()
+}
+
+/// Replaces `current` by `next` only if the stored value still equals `current`
+/// (compared decoded: equal values may be stored with different bytes).
+fn swap<T: Serialize + DeserializeOwned + PartialEq>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &str,
+    current: &T,
+    next: &T,
+) -> Result<bool> {
+    let Some(stored) = tree.get(key.as_bytes())? else {
+        return Ok(false);
+    };
+    if decode::<T>(name, &stored)? != *current {
+        return Ok(false);
+    }
+    let swapped = tree.compare_and_swap(key.as_bytes(), Some(stored), Some(encode(next)))?;
+    Ok(swapped.is_ok())
+}
+
+fn values<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
+    tree.iter().map(|item| decode(name, &item?.1)).collect()
 }
 
 /// sled reports its directory lock as an `Other` error with this text.
@@ -92,6 +127,7 @@ impl SledStore {
             threads: db.open_tree("threads")?,
             audit: db.open_tree("audit")?,
             requests: db.open_tree("requests")?,
+            holds: db.open_tree("holds")?,
             db,
         })
     }
@@ -143,45 +179,38 @@ impl Store for SledStore {
     }
 
     fn insert_request(&self, request: &RerunRequest) -> Result<bool> {
-        let swapped = self.requests.compare_and_swap(
-            request.id.as_bytes(),
-            None as Option<&[u8]>,
-            Some(encode(request)),
-        )?;
-        Ok(swapped.is_ok())
+        insert_new(&self.requests, &request.id, request)
     }
 
     fn request(&self, id: &str) -> Result<Option<RerunRequest>> {
-        self.requests
-            .get(id)?
-            .map(|v| decode("requests", &v))
-            .transpose()
+        get(&self.requests, "requests", id)
     }
 
     fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool> {
-        // Compare what is stored, decoded: the bytes of an equal request may
-        // differ (field order of an older version), its meaning may not.
-        let Some(stored) = self.requests.get(current.id.as_bytes())? else {
-            return Ok(false);
-        };
-        if decode::<RerunRequest>("requests", &stored)? != *current {
-            return Ok(false);
-        }
-        let swapped = self.requests.compare_and_swap(
-            current.id.as_bytes(),
-            Some(stored),
-            Some(encode(next)),
-        )?;
-        Ok(swapped.is_ok())
+        swap(&self.requests, "requests", &current.id, current, next)
     }
 
     fn requests(&self) -> Result<Vec<RerunRequest>> {
-        let mut all = self
-            .requests
-            .iter()
-            .map(|item| decode::<RerunRequest>("requests", &item?.1))
-            .collect::<Result<Vec<_>>>()?;
+        let mut all: Vec<RerunRequest> = values(&self.requests, "requests")?;
         all.sort_by_key(|r| r.requested_at);
+        Ok(all)
+    }
+
+    fn insert_operation(&self, op: &Operation) -> Result<bool> {
+        insert_new(&self.holds, &op.id, op)
+    }
+
+    fn operation(&self, id: &str) -> Result<Option<Operation>> {
+        get(&self.holds, "holds", id)
+    }
+
+    fn swap_operation(&self, current: &Operation, next: &Operation) -> Result<bool> {
+        swap(&self.holds, "holds", &current.id, current, next)
+    }
+
+    fn operations(&self) -> Result<Vec<Operation>> {
+        let mut all: Vec<Operation> = values(&self.holds, "holds")?;
+        all.sort_by_key(|o| o.at);
         Ok(all)
     }
 

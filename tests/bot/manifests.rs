@@ -39,14 +39,15 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_LOG_BYTES",
 ];
 
-/// The whole of what the bot may do in the cluster in this version: read, and
-/// create Jobs (reruns). Holds will add `batch/cronjobs patch` and
-/// `batch/jobs delete`; extend this list together with `clusterrole.yaml`.
+/// The whole of what the bot may do in the cluster: read; create Jobs (reruns);
+/// patch CronJobs and delete Jobs (holds). Change it only with `clusterrole.yaml`.
 const ALLOWED_RBAC: &[(&str, &str, &str)] = &[
     ("batch", "jobs", "get"),
     ("batch", "jobs", "list"),
     ("batch", "jobs", "watch"),
     ("batch", "jobs", "create"),
+    ("batch", "jobs", "delete"),
+    ("batch", "cronjobs", "patch"),
     ("batch", "cronjobs", "get"),
     ("batch", "cronjobs", "list"),
     ("batch", "cronjobs", "watch"),

@@ -78,7 +78,7 @@ async fn unsigned_forged_and_stale_requests_are_rejected_without_effect() {
 }
 
 #[tokio::test]
-async fn hold_and_forged_request_buttons_change_nothing() {
+async fn hold_previews_and_forged_request_buttons_change_nothing() {
     let (t, alert) = tester_with_alert().await;
     let answer = t.click("U_ALICE", &alert, "hold").await;
     assert_eq!(answer.status, 200);
@@ -86,7 +86,7 @@ async fn hold_and_forged_request_buttons_change_nothing() {
     assert_eq!(reply.user.as_deref(), Some("U_ALICE"));
     assert_eq!(reply.channel, CHANNEL);
     assert!(
-        reply.render().contains("not available yet"),
+        reply.render().contains("Nothing changes until you confirm"),
         "{}",
         reply.render()
     );
@@ -129,7 +129,7 @@ async fn slash_commands_answer_ephemerally_with_help() {
         .await
         .json();
     let text = body.to_string();
-    assert!(text.contains("not available yet"), "{text}");
+    assert!(text.contains("RERUN_BOT_ADMINS"), "{text}");
     assert!(
         !text.contains("<!here>"),
         "user text must be escaped: {text}"

@@ -103,8 +103,31 @@ async fn socket_mode_answers_commands_and_buttons() {
     let payload = t.slack.block_action_payload("U_ALICE", &alert, "hold");
     t.slack.socket_send("interactive", payload).await;
     let reply = t.slack.next_ephemeral().await;
-    assert!(reply.render().contains("not available yet"));
+    assert!(reply.render().contains("Nothing changes until you confirm"));
     assert_eq!(reply.channel, CHANNEL);
+
+    // A form over Socket Mode: its errors come back in the envelope's ack.
+    let payload = t
+        .slack
+        .block_action_payload("U_ALICE", &alert, "rerun_with_changes");
+    t.slack.socket_send("interactive", payload).await;
+    let view = t.next_view().await;
+    let submission = t.slack.view_submission_payload(
+        "U_ALICE",
+        &view,
+        &[
+            ("env", crate::support::slack::ViewValue::Text("=x".into())),
+            ("reason", crate::support::slack::ViewValue::Text("r".into())),
+        ],
+    );
+    let ack = t.slack.socket_send("interactive", submission).await;
+    assert_eq!(ack["payload"]["response_action"], "errors", "{ack}");
+    assert!(
+        ack["payload"]["errors"]["env"]
+            .as_str()
+            .unwrap()
+            .contains("Line 1")
+    );
     t.finish().await;
 }
 

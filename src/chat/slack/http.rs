@@ -53,17 +53,11 @@ impl Dispatch {
             Err(_) => {
                 let chat = self.chat.clone();
                 tokio::spawn(async move {
-                    let text = match work.await {
-                        Ok(Reply::Ephemeral(text)) => text,
-                        Ok(Reply::History(requests)) => {
-                            format!(
-                                "{} rerun requests found; ask again for the details.",
-                                requests.len()
-                            )
-                        }
-                        _ => return,
+                    let reply = match work.await {
+                        Ok(Reply::Ack | Reply::FormErrors(_)) | Err(_) => return,
+                        Ok(reply) => reply,
                     };
-                    if let Err(e) = chat.post_ephemeral(&channel, &user, &text).await {
+                    if let Err(e) = chat.post_ephemeral(&channel, &user, &reply).await {
                         tracing::warn!(error = %e, "could not deliver a late command answer");
                     }
                 });
@@ -127,10 +121,12 @@ impl Dispatch {
                     click.user.clone(),
                     click.message.as_ref().map(|m| m.channel.clone()),
                 );
-                if let Reply::Ephemeral(text) = this.handler.handle(interaction).await {
+                let reply = this.handler.handle(interaction).await;
+                if !matches!(reply, Reply::Ack | Reply::FormErrors(_)) {
                     match channel {
                         Some(channel) => {
-                            if let Err(e) = this.chat.post_ephemeral(&channel, &user, &text).await {
+                            if let Err(e) = this.chat.post_ephemeral(&channel, &user, &reply).await
+                            {
                                 tracing::warn!(error = %e, "could not answer a button click");
                             }
                         }
@@ -205,7 +201,7 @@ fn verified<'b>(
 fn reply_body(reply: Reply) -> Response {
     match reply {
         Reply::Ack | Reply::FormErrors(_) => StatusCode::OK.into_response(),
-        Reply::Ephemeral(_) | Reply::History(_) => {
+        Reply::Ephemeral(_) | Reply::History(_) | Reply::Confirm(_) => {
             let rendered = super::messages::reply(&reply);
             Json(
                 SlackCommandEventResponse::new(

@@ -9,6 +9,7 @@ use slack_morphism::prelude::*;
 use crate::chat::{Form, FormKind, FormValues};
 use crate::core::FailureAlert;
 use crate::core::alert::LogTail;
+use crate::core::hold::{Item, Kind, Operation, Outcome, Phase};
 use crate::core::overrides::{ArgsMode, Diff};
 use crate::core::request::{RerunRequest, State};
 use crate::core::text::truncate_chars;
@@ -751,7 +752,152 @@ pub fn reply(reply: &crate::chat::Reply) -> Rendered {
     match reply {
         crate::chat::Reply::History(requests) => history(requests),
         crate::chat::Reply::Ephemeral(text) => notice(text),
+        crate::chat::Reply::Confirm(c) => confirm(c),
         crate::chat::Reply::Ack | crate::chat::Reply::FormErrors(_) => notice(""),
+    }
+}
+
+/// A preview with its confirm and cancel buttons.
+pub fn confirm(c: &crate::chat::Confirm) -> Rendered {
+    let mut blocks = vec![section(escape_keep_mentions(&c.text, SECTION_TEXT_MAX))];
+    blocks.push(
+        SlackActionsBlock::new(vec![
+            button(
+                c.action,
+                c.label,
+                &c.value,
+                Some(SlackBlockButtonStyle::Danger),
+            ),
+            button("hold_cancel", "Cancel", &c.value, None),
+        ])
+        .with_block_id("confirm_actions".into())
+        .into(),
+    );
+    Rendered {
+        text: escape_cut(&c.text, 500),
+        blocks,
+    }
+}
+
+/// A hold or resume: progress while it runs, the summary when it is done.
+pub fn operation(op: &Operation) -> Rendered {
+    let verb = match op.kind {
+        Kind::Hold => "Hold",
+        Kind::Resume => "Resume",
+    };
+    let total = op.items.len();
+    let done = op.count(|o| *o != Outcome::Planned);
+    let mut lines = vec![format!(
+        "*{verb} {}* `{}` by <@{}>{}",
+        escape_cut(&op.target, 200),
+        escape_cut(&op.id, 40),
+        op.by,
+        op.reason
+            .as_deref()
+            .map(|r| format!(": {}", escape_cut(r, 500)))
+            .unwrap_or_default()
+    )];
+    if op.phase != Phase::Done {
+        lines.push(format!("⏳ {done}/{total} CronJobs done…"));
+    } else {
+        let count = |o: &Outcome| op.count(|x| x == o);
+        let mut summary = match op.kind {
+            Kind::Hold => format!(
+                "✅ {} suspended, {} already suspended (left alone)",
+                op.items
+                    .iter()
+                    .filter(|i| i.outcome == Outcome::Held && !i.suspended_before)
+                    .count(),
+                op.items
+                    .iter()
+                    .filter(|i| i.outcome == Outcome::Held && i.suspended_before)
+                    .count()
+            ),
+            Kind::Resume => format!(
+                "✅ {} resumed, {} left suspended (suspended before the hold)",
+                count(&Outcome::Resumed),
+                count(&Outcome::LeftSuspended)
+            ),
+        };
+        let gone = count(&Outcome::Gone);
+        if gone > 0 {
+            summary.push_str(&format!(", {gone} deleted meanwhile"));
+        }
+        lines.push(summary + ".");
+        let list = |f: &dyn Fn(&Item) -> Option<String>| -> Vec<String> {
+            op.items.iter().filter_map(f).take(30).collect()
+        };
+        let failed = list(&|i| match &i.outcome {
+            Outcome::Failed(why) => Some(format!(
+                "• {} — {}",
+                code(&i.key(), 300),
+                escape_cut(why, 200)
+            )),
+            _ => None,
+        });
+        if !failed.is_empty() {
+            lines.push(format!(
+                "❌ *Failed* (not changed; try again):
+{}",
+                failed.join(
+                    "
+"
+                )
+            ));
+        }
+        let by_hand = list(&|i| {
+            (i.outcome == Outcome::ChangedByHand).then(|| format!("• {}", code(&i.key(), 300)))
+        });
+        if !by_hand.is_empty() {
+            lines.push(format!(
+                "⚠️ *Unsuspended by someone else during the hold* (left as they are):
+{}",
+                by_hand.join(
+                    "
+"
+                )
+            ));
+        }
+        let terminated = list(&|i| {
+            (!i.terminated.is_empty()).then(|| {
+                format!(
+                    "• {}: {}",
+                    code(&i.key(), 300),
+                    i.terminated
+                        .iter()
+                        .map(|j| code(j, 100))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        });
+        if !terminated.is_empty() {
+            lines.push(format!(
+                "🛑 *Running Jobs terminated* (`rerun-bot.io/on-hold: terminate`):
+{}",
+                terminated.join(
+                    "
+"
+                )
+            ));
+        }
+        if op.kind == Kind::Resume {
+            lines.push(
+                "A schedule missed during the hold gives at most one catch-up run (Kubernetes semantics). Terminated Jobs are not recreated: use `/rerun <cronjob>` where needed."
+                    .into(),
+            );
+        }
+    }
+    let text = truncate_chars(
+        &lines.join(
+            "
+",
+        ),
+        SECTION_TEXT_MAX,
+    );
+    Rendered {
+        text: escape_cut(&format!("{verb} {}: {done}/{total}", op.target), 500),
+        blocks: vec![section(text)],
     }
 }
 

@@ -18,7 +18,7 @@ use slack_morphism::prelude::*;
 
 use super::{
     ButtonClick, Chat, ChatError, Form, FormKind, FormSubmission, Interaction, MessageRef,
-    Outgoing, SlashCommand,
+    Outgoing, Reply, SlashCommand,
 };
 use crate::metrics::{MethodLabel, Metrics};
 
@@ -159,6 +159,7 @@ impl SlackChat {
             Outgoing::Notice(text) => messages::notice(text),
             Outgoing::Request(request) => messages::approval_card(request),
             Outgoing::History(requests) => messages::history(requests),
+            Outgoing::Operation(op) => messages::operation(op),
         }
     }
 }
@@ -214,8 +215,13 @@ impl Chat for SlackChat {
         Ok(())
     }
 
-    async fn post_ephemeral(&self, channel: &str, user: &str, text: &str) -> Result<(), ChatError> {
-        let rendered = messages::notice(text);
+    async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        reply: &Reply,
+    ) -> Result<(), ChatError> {
+        let rendered = messages::reply(reply);
         let req = SlackApiChatPostEphemeralRequest::new(
             channel.into(),
             user.into(),

@@ -1,0 +1,598 @@
+//! Maintenance holds and resumes: previewed, confirmed, applied CronJob by
+//! CronJob, recorded.
+//!
+//! 1. `/hold …`, `/resume …` or the alert's *Hold* button: the core selects the
+//!    CronJobs and plans what happens to each; the plan is stored and shown
+//!    as a preview with a confirm button (only the person who asked confirms).
+//! 2. Confirm: the operation turns *applying* (compare-and-swap: one confirm
+//!    wins), then every CronJob gets one merge patch that suspends it and
+//!    records the hold on it; owners who asked for `terminate` also lose their
+//!    running Jobs (`propagationPolicy: Background`). Progress is stored after
+//!    every CronJob and shown in the channel.
+//! 3. A restart finishes an operation left *applying*: the patches are
+//!    idempotent. Resume works from the annotations alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::App;
+use crate::chat::{ButtonClick, Confirm, MessageRef, Outgoing, Reply, SlashCommand};
+use crate::core::CronJobSnapshot;
+use crate::core::command::{HoldCommand, ResumeCommand, ResumeTarget, Target};
+use crate::core::hold::{self, Kind, Operation, Outcome, Phase};
+use crate::core::policy::Allow;
+use crate::core::request::id_from;
+use crate::store::AuditEvent;
+
+/// Attempts per CronJob patch before it is reported as failed.
+const PATCH_ATTEMPTS: u32 = 3;
+/// How often a large operation's progress message is refreshed.
+const PROGRESS_EVERY: usize = 50;
+
+impl App {
+    fn all_cronjobs(&self) -> Vec<CronJobSnapshot> {
+        self.cronjobs
+            .read()
+            .expect("cronjob cache lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn audit_op(&self, actor: &str, action: &str, op: &Operation, detail: serde_json::Value) {
+        let mut detail = detail;
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("operation".into(), op.id.clone().into());
+            map.insert("reason".into(), op.reason.clone().into());
+            map.insert(
+                "cronjobs".into(),
+                op.items.iter().map(|i| i.key()).collect::<Vec<_>>().into(),
+            );
+        }
+        if let Err(e) = self.store.append_audit(&AuditEvent {
+            at: Utc::now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: op.target.clone(),
+            detail,
+        }) {
+            tracing::error!(error = %e, action, "cannot write the audit trail");
+        }
+    }
+
+    /// Whether `user` may act on `target`; the refusal text otherwise.
+    async fn may_hold(&self, user: &str, admin: bool, what: &str) -> Result<(), String> {
+        let (allow, list): (&Allow, &str) = if admin {
+            (&self.reruns.policy.admins, "RERUN_BOT_ADMINS")
+        } else {
+            (&self.reruns.policy.approvers, "RERUN_BOT_APPROVERS")
+        };
+        if self.may(allow, user).await {
+            return Ok(());
+        }
+        self.audit_event(
+            user,
+            "hold.refused",
+            what.to_string(),
+            serde_json::json!({"why": format!("not on {list}")}),
+        );
+        Err(match allow {
+            Allow::Only(ids) if ids.is_empty() => format!(
+                "Nobody may {what} yet: set `{list}` to the Slack user or user-group ids allowed to. Nothing was changed."
+            ),
+            _ => format!(
+                "You are not allowed to {what} (`{list}`: {}). Nothing was changed.",
+                allow.describe()
+            ),
+        })
+    }
+
+    /// `/hold …`: plans the hold and answers with its preview.
+    pub(crate) async fn on_hold_command(&self, cmd: &SlashCommand, hold: HoldCommand) -> Reply {
+        self.plan_hold(&cmd.user, &cmd.channel, hold).await
+    }
+
+    /// The alert's *Hold* button: a hold of that CronJob, previewed the same way.
+    pub(crate) async fn on_hold_button(&self, click: &ButtonClick) -> Reply {
+        let Some(record) = click
+            .value
+            .as_deref()
+            .and_then(|uid| self.store.alert(uid).ok().flatten())
+        else {
+            return Reply::Ephemeral("This alert is no longer known to rerun-bot.".into());
+        };
+        let channel = click
+            .message
+            .as_ref()
+            .map(|m| m.channel.clone())
+            .unwrap_or(record.channel);
+        let target = Target::CronJob {
+            name: record.alert.cronjob,
+            namespace: Some(record.alert.namespace),
+        };
+        self.plan_hold(
+            &click.user,
+            &channel,
+            HoldCommand {
+                target,
+                reason: None,
+            },
+        )
+        .await
+    }
+
+    async fn plan_hold(&self, user: &str, channel: &str, hold: HoldCommand) -> Reply {
+        let what = format!("hold `{}`", hold::describe(&hold.target));
+        if let Err(text) = self
+            .may_hold(user, hold::needs_admin(&hold.target), &what)
+            .await
+        {
+            return Reply::Ephemeral(text);
+        }
+        let all = self.all_cronjobs();
+        let selected = match hold::select(&hold.target, &all) {
+            Ok(s) => s,
+            Err(text) => return Reply::Ephemeral(text),
+        };
+        let running = if selected
+            .iter()
+            .any(|c| c.on_hold == crate::core::OnHold::Terminate)
+        {
+            match self.cluster.running_jobs_by_cronjob().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Reply::Ephemeral(format!(
+                        "Cannot list running Jobs right now ({e}); nothing was changed. Try again."
+                    ));
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        let items = hold::plan_hold(&selected, &running);
+        let already_held = selected.len() - items.len();
+        if items.is_empty() {
+            return Reply::Ephemeral(format!(
+                "Every CronJob of `{}` is already on a hold (`/hold status`). Nothing was changed.",
+                hold::describe(&hold.target)
+            ));
+        }
+        let op = Operation {
+            id: format!("hold-{}", id_from(super::rerun::new_id())),
+            kind: Kind::Hold,
+            target: hold::describe(&hold.target),
+            reason: hold.reason,
+            by: user.to_string(),
+            at: Utc::now(),
+            channel: channel.to_string(),
+            phase: Phase::Planned,
+            items,
+            message: None,
+        };
+        if let Err(e) = self.store.insert_operation(&op) {
+            tracing::error!(error = %e, "cannot store a hold plan");
+            return Reply::Ephemeral(
+                "The bot cannot record the hold right now; nothing was changed.".into(),
+            );
+        }
+        self.audit_op(user, "hold.planned", &op, serde_json::json!({}));
+        let suspend = op.items.iter().filter(|i| !i.suspended_before).count();
+        let mut text = format!(
+            "*Hold `{}`* (id `{}`){}:\n• {suspend} CronJob{} will be suspended",
+            op.target,
+            op.id,
+            op.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default(),
+            if suspend == 1 { "" } else { "s" },
+        );
+        let before = op.items.len() - suspend;
+        if before > 0 {
+            text.push_str(&format!(
+                "\n• {before} already suspended: recorded, left alone, stay suspended after `/resume`"
+            ));
+        }
+        if already_held > 0 {
+            text.push_str(&format!(
+                "\n• {already_held} already on another hold: left out"
+            ));
+        }
+        let terminate: Vec<String> = op
+            .items
+            .iter()
+            .filter(|i| i.terminate)
+            .take(20)
+            .map(|i| {
+                let jobs = if i.running.is_empty() {
+                    "no running Job".to_string()
+                } else {
+                    i.running
+                        .iter()
+                        .map(|j| format!("`{j}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!("    ◦ `{}`: {jobs}", i.key())
+            })
+            .collect();
+        if !terminate.is_empty() {
+            text.push_str(&format!(
+                "\n• their running Jobs are terminated too (owner asked, `rerun-bot.io/on-hold: terminate`):\n{}",
+                terminate.join("\n")
+            ));
+        }
+        text.push_str("\nNothing changes until you confirm.");
+        Reply::Confirm(Confirm {
+            text,
+            action: "hold_confirm",
+            label: "Hold",
+            value: op.id.clone(),
+        })
+    }
+
+    /// `/resume …`: plans the resume from the CronJobs' hold annotations.
+    pub(crate) async fn on_resume_command(
+        &self,
+        cmd: &SlashCommand,
+        resume: ResumeCommand,
+    ) -> Reply {
+        let all = self.all_cronjobs();
+        let (label, items, admin) = match &resume.target {
+            ResumeTarget::Target(target) => {
+                let selected = match hold::select(target, &all) {
+                    Ok(s) => s,
+                    Err(text) => return Reply::Ephemeral(text),
+                };
+                (
+                    hold::describe(target),
+                    hold::plan_resume(&selected, None),
+                    hold::needs_admin(target),
+                )
+            }
+            ResumeTarget::HoldId(id) => {
+                let refs: Vec<&CronJobSnapshot> = all.iter().collect();
+                let items = hold::plan_resume(&refs, Some(id));
+                let admin = items.len() != 1;
+                (id.clone(), items, admin)
+            }
+        };
+        if items.is_empty() {
+            return Reply::Ephemeral(match &resume.target {
+                ResumeTarget::HoldId(id) => format!(
+                    "No CronJob is on hold `{id}` (see `/hold status`). Nothing was changed."
+                ),
+                ResumeTarget::Target(_) => format!(
+                    "Nothing of `{label}` is on a rerun-bot hold. CronJobs suspended by hand are never resumed by the bot."
+                ),
+            });
+        }
+        if let Err(text) = self
+            .may_hold(&cmd.user, admin, &format!("resume `{label}`"))
+            .await
+        {
+            return Reply::Ephemeral(text);
+        }
+        let op = Operation {
+            id: format!("resume-{}", id_from(super::rerun::new_id())),
+            kind: Kind::Resume,
+            target: label,
+            reason: None,
+            by: cmd.user.clone(),
+            at: Utc::now(),
+            channel: cmd.channel.clone(),
+            phase: Phase::Planned,
+            items,
+            message: None,
+        };
+        if self.store.insert_operation(&op).is_err() {
+            return Reply::Ephemeral(
+                "The bot cannot record the resume right now; nothing was changed.".into(),
+            );
+        }
+        self.audit_op(&cmd.user, "resume.planned", &op, serde_json::json!({}));
+        let stay = op.items.iter().filter(|i| i.suspended_before).count();
+        let mut text = format!(
+            "*Resume `{}`* (id `{}`):\n• {} CronJob{} will be unsuspended",
+            op.target,
+            op.id,
+            op.items.len() - stay,
+            if op.items.len() - stay == 1 { "" } else { "s" }
+        );
+        if stay > 0 {
+            text.push_str(&format!(
+                "\n• {stay} stay suspended: they were suspended before the hold"
+            ));
+        }
+        text.push_str("\nCronJobs unsuspended by someone else meanwhile are reported, not touched. Nothing changes until you confirm.");
+        Reply::Confirm(Confirm {
+            text,
+            action: "resume_confirm",
+            label: "Resume",
+            value: op.id.clone(),
+        })
+    }
+
+    /// `hold_confirm`, `resume_confirm`, `hold_cancel` on a preview.
+    pub(crate) async fn on_confirm(self: &Arc<Self>, click: &ButtonClick) -> Reply {
+        let Some(op) = click
+            .value
+            .as_deref()
+            .and_then(|id| self.store.operation(id).ok().flatten())
+        else {
+            return Reply::Ephemeral("This hold or resume is not known to rerun-bot.".into());
+        };
+        if click.user != op.by {
+            return Reply::Ephemeral(format!(
+                "Only <@{}>, who asked for it, can confirm or cancel this preview.",
+                op.by
+            ));
+        }
+        if op.phase != Phase::Planned {
+            return Reply::Ephemeral(format!(
+                "This {} was already {}.",
+                if op.kind == Kind::Hold {
+                    "hold"
+                } else {
+                    "resume"
+                },
+                match op.phase {
+                    Phase::Cancelled => "cancelled",
+                    _ => "confirmed",
+                }
+            ));
+        }
+        let mut next = op.clone();
+        next.phase = if click.action_id == "hold_cancel" {
+            Phase::Cancelled
+        } else {
+            Phase::Applying
+        };
+        if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
+            return Reply::Ephemeral("This preview was already confirmed or cancelled.".into());
+        }
+        let kind = if op.kind == Kind::Hold {
+            "hold"
+        } else {
+            "resume"
+        };
+        if next.phase == Phase::Cancelled {
+            self.audit_op(
+                &click.user,
+                &format!("{kind}.cancelled"),
+                &next,
+                serde_json::json!({}),
+            );
+            return Reply::Ephemeral(format!("Cancelled `{}`. Nothing was changed.", op.id));
+        }
+        self.audit_op(
+            &click.user,
+            &format!("{kind}.confirmed"),
+            &next,
+            serde_json::json!({}),
+        );
+        let _ = self.store.flush().await;
+        let this = self.clone();
+        self.spawn(async move { this.apply(next).await });
+        Reply::Ack
+    }
+
+    /// Applies every planned item, storing progress after each.
+    pub(crate) async fn apply(&self, mut op: Operation) {
+        if op.message.is_none() {
+            match self
+                .chat
+                .post(&op.channel, None, Outgoing::Operation(&op))
+                .await
+            {
+                Ok(at) => op = self.save_op(op, |o| o.message = Some((at.channel, at.ts))),
+                Err(e) => tracing::warn!(error = %e, op = %op.id, "cannot post hold progress"),
+            }
+        }
+        let mut since_progress = 0;
+        for index in 0..op.items.len() {
+            if op.items[index].outcome != Outcome::Planned {
+                continue;
+            }
+            let (outcome, terminated) = match op.kind {
+                Kind::Hold => self.hold_one(&op, index).await,
+                Kind::Resume => (self.resume_one(&op, index).await, Vec::new()),
+            };
+            op = self.save_op(op, |o| {
+                o.items[index].outcome = outcome;
+                o.items[index].terminated = terminated;
+            });
+            since_progress += 1;
+            if since_progress >= PROGRESS_EVERY {
+                since_progress = 0;
+                self.show_op(&op).await;
+            }
+        }
+        op = self.save_op(op, |o| o.phase = Phase::Done);
+        let _ = self.store.flush().await;
+        let kind = if op.kind == Kind::Hold {
+            "hold"
+        } else {
+            "resume"
+        };
+        let failed: Vec<String> = op
+            .items
+            .iter()
+            .filter(|i| matches!(i.outcome, Outcome::Failed(_)))
+            .map(|i| i.key())
+            .collect();
+        self.audit_op(
+            "rerun-bot",
+            &format!("{kind}.applied"),
+            &op,
+            serde_json::json!({
+                "held": op.count(|o| *o == Outcome::Held),
+                "resumed": op.count(|o| *o == Outcome::Resumed),
+                "left_suspended": op.count(|o| *o == Outcome::LeftSuspended),
+                "changed_by_hand": op.count(|o| *o == Outcome::ChangedByHand),
+                "gone": op.count(|o| *o == Outcome::Gone),
+                "failed": failed,
+                "terminated": op.items.iter().flat_map(|i| i.terminated.iter().map(move |j| format!("{}/{j}", i.namespace))).collect::<Vec<_>>(),
+            }),
+        );
+        tracing::info!(op = %op.id, kind, items = op.items.len(), failed = failed.len(), "hold operation done");
+        self.show_op(&op).await;
+    }
+
+    /// Stores `op` changed by `change` (the applier is its only writer).
+    fn save_op(&self, op: Operation, change: impl FnOnce(&mut Operation)) -> Operation {
+        let mut next = op.clone();
+        change(&mut next);
+        if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
+            tracing::warn!(op = %op.id, "hold progress not stored");
+        }
+        next
+    }
+
+    async fn show_op(&self, op: &Operation) {
+        let Some((channel, ts)) = &op.message else {
+            return;
+        };
+        let at = MessageRef {
+            channel: channel.clone(),
+            ts: ts.clone(),
+        };
+        if let Err(e) = self.chat.update(&at, Outgoing::Operation(op)).await {
+            tracing::warn!(error = %e, "cannot update hold progress");
+        }
+    }
+
+    async fn hold_one(&self, op: &Operation, index: usize) -> (Outcome, Vec<String>) {
+        let item = &op.items[index];
+        let patch = hold::hold_patch(&op.id, &op.by, op.at, item.suspended_before);
+        match self
+            .patch_with_retry(&item.namespace, &item.name, &patch)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return (Outcome::Gone, Vec::new()),
+            Err(why) => return (Outcome::Failed(why), Vec::new()),
+        }
+        let mut terminated = Vec::new();
+        for job in &item.running {
+            match self.cluster.delete_job(&item.namespace, job).await {
+                Ok(()) => terminated.push(job.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, job = %job, "cannot terminate a running Job");
+                    return (
+                        Outcome::Failed(format!(
+                            "held, but Job `{job}` could not be terminated: {e}"
+                        )),
+                        terminated,
+                    );
+                }
+            }
+        }
+        (Outcome::Held, terminated)
+    }
+
+    async fn resume_one(&self, op: &Operation, index: usize) -> Outcome {
+        let item = &op.items[index];
+        let now = match self.cluster.cronjob(&item.namespace, &item.name).await {
+            Ok(Some(cj)) => cj,
+            Ok(None) => return Outcome::Gone,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        if now.hold_id.is_none() {
+            return Outcome::ChangedByHand;
+        }
+        let outcome = hold::resume_outcome(item, now.suspended);
+        let patch = hold::resume_patch(&outcome);
+        match self
+            .patch_with_retry(&item.namespace, &item.name, &patch)
+            .await
+        {
+            Ok(true) => outcome,
+            Ok(false) => Outcome::Gone,
+            Err(why) => Outcome::Failed(why),
+        }
+    }
+
+    async fn patch_with_retry(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<bool, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.cluster.patch_cronjob(namespace, name, patch).await {
+                Ok(found) => return Ok(found),
+                Err(e) if attempt < PATCH_ATTEMPTS => {
+                    tracing::warn!(error = %e, cronjob = %format!("{namespace}/{name}"), attempt, "patch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// `/hold status`: what is held, by whom, since when, why.
+    pub(crate) fn hold_status(&self) -> Reply {
+        let mut by_hold: HashMap<String, Vec<String>> = HashMap::new();
+        for cj in self.all_cronjobs() {
+            if let Some(id) = cj.hold_id.clone() {
+                by_hold.entry(id).or_default().push(cj.key());
+            }
+        }
+        if by_hold.is_empty() {
+            return Reply::Ephemeral("Nothing is on a rerun-bot hold.".into());
+        }
+        let mut ids: Vec<_> = by_hold.keys().cloned().collect();
+        ids.sort();
+        let lines: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let mut cronjobs = by_hold[id].clone();
+                cronjobs.sort();
+                let who = match self.store.operation(id) {
+                    Ok(Some(op)) => format!(
+                        " — `{}` by <@{}> since {}{}",
+                        op.target,
+                        op.by,
+                        op.at.format("%Y-%m-%d %H:%M UTC"),
+                        op.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    ),
+                    _ => String::new(),
+                };
+                let shown: Vec<String> =
+                    cronjobs.iter().take(20).map(|c| format!("`{c}`")).collect();
+                let more = cronjobs.len().saturating_sub(20);
+                format!(
+                    "• hold `{id}`{who}: {} CronJob{} — {}{}",
+                    cronjobs.len(),
+                    if cronjobs.len() == 1 { "" } else { "s" },
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect();
+        Reply::Ephemeral(format!(
+            "{}\nResume with `/resume <hold-id>`.",
+            lines.join("\n")
+        ))
+    }
+
+    /// After a restart: holds and resumes left half-applied are finished.
+    pub(crate) async fn recover_operations(self: Arc<Self>) {
+        for op in self.store.operations().unwrap_or_default() {
+            if op.phase == Phase::Applying {
+                tracing::info!(op = %op.id, "finishing a hold operation after a restart");
+                self.apply(op).await;
+            }
+        }
+    }
+}

@@ -10,7 +10,9 @@
 //! - latency from the approve click's HTTP request to the Job's POST arriving
 //!   at the fake apiserver (50 requests, one at a time);
 //! - 100 concurrent approve clicks on one request: time until every click is
-//!   answered, and the Jobs created (must be 1).
+//!   answered, and the Jobs created (must be 1);
+//! - `/hold ns:maint` of 500 CronJobs: from the confirm click to the summary,
+//!   and the same for `/resume` (every CronJob suspended, then none).
 //!
 //! Targets (issues "Failure alerts", "Rerun with four-eyes approval"): p99 ≤ 2×
 //! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
@@ -117,6 +119,7 @@ fn spawn_bot(kube: &FakeKube, slack: &FakeSlack, port: u16) -> BotProcess {
         .env("SLACK_SIGNING_SECRET", "bench-secret")
         .env("SLACK_API_URL", slack.api_url())
         .env("RERUN_BOT_CHANNEL", "C_BENCH")
+        .env("RERUN_BOT_ADMINS", "U_ADMIN")
         .env("RERUN_BOT_DATA_DIR", dir.path().join("data"))
         .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -377,6 +380,90 @@ async fn concurrent_approvals(
     (elapsed, created)
 }
 
+/// `/<command> <args>` by U_ADMIN, confirmed; returns ms from the confirm click
+/// to the summary.
+async fn confirmed_operation(
+    slack: &FakeSlack,
+    port: u16,
+    command: &str,
+    args: &str,
+    button: &str,
+) -> f64 {
+    let form = slack.slash_command_form("U_ADMIN", "C_BENCH", command, args);
+    let ts = Utc::now().timestamp();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let req = hyper::Request::post(format!("http://127.0.0.1:{port}/slack/commands"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", slack.sign(ts, &form))
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(form)))
+        .unwrap();
+    use http_body_util::BodyExt;
+    let body = client
+        .request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let preview = slack_fake::Message {
+        channel: "C_BENCH".into(),
+        ts: String::new(),
+        thread_ts: None,
+        user: Some("U_ADMIN".into()),
+        text: String::new(),
+        blocks: answer["blocks"].clone(),
+        raw: answer.clone(),
+    };
+    let payload = slack.block_action_payload("U_ADMIN", &preview, button);
+    let started = Instant::now();
+    assert_eq!(
+        signed_post(
+            port,
+            slack,
+            "/slack/interactivity",
+            FakeSlack::interaction_form(&payload)
+        )
+        .await,
+        200
+    );
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(120), slack.next_update())
+            .await
+            .expect("summary within 120 s");
+        if update.text.contains(" done: ") {
+            return started.elapsed().as_secs_f64() * 1000.0;
+        }
+    }
+}
+
+/// Holds and resumes 500 CronJobs of one namespace.
+async fn hold_and_resume(kube: &FakeKube, slack: &FakeSlack, port: u16) -> (f64, f64, bool) {
+    for i in 0..500 {
+        kube.apply_cronjob(
+            CronJobFixture::new(&format!("maint-{i}"))
+                .namespace("maint")
+                .build(),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let suspended = |kube: &FakeKube| {
+        kube.list(Resource::CronJobs, Some("maint"))
+            .iter()
+            .filter(|c| c["spec"]["suspend"] == true)
+            .count()
+    };
+    let hold_ms = confirmed_operation(slack, port, "/hold", "ns:maint", "hold_confirm").await;
+    let all_held = suspended(kube) == 500;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let resume_ms = confirmed_operation(slack, port, "/resume", "ns:maint", "resume_confirm").await;
+    (hold_ms, resume_ms, all_held && suspended(kube) == 0)
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -450,6 +537,7 @@ async fn main() {
     let burst_ms = alert_latencies(&slack, &written, &mut seen).await;
 
     let approve_ms = approval_latencies(&kube, &slack, port, &singles).await;
+    let (hold_ms, resume_ms, held_all) = hold_and_resume(&kube, &slack, port).await;
     let (concurrent_ms, concurrent_jobs) =
         concurrent_approvals(&kube, &slack, port, &burst[0]).await;
 
@@ -489,6 +577,9 @@ async fn main() {
         "peak_rss_mib": round(rss_kib as f64 / 1024.0),
         "duplicate_alerts": duplicates,
         "approve_to_job_post": summary(approve_ms),
+        "hold_500_cronjobs_ms": round(hold_ms),
+        "resume_500_cronjobs_ms": round(resume_ms),
+        "hold_500_all_suspended_then_resumed": held_all,
         "approvals_100_concurrent": {"ms": round(concurrent_ms), "jobs_created": concurrent_jobs},
         "alerts_outside_lookback": old_alerted,
     });

@@ -896,7 +896,14 @@ pub fn operation(op: &Operation) -> Rendered {
         SECTION_TEXT_MAX,
     );
     Rendered {
-        text: escape_cut(&format!("{verb} {}: {done}/{total}", op.target), 500),
+        text: escape_cut(
+            &format!(
+                "{verb} {}{}: {done}/{total}",
+                op.target,
+                if op.phase == Phase::Done { " done" } else { "" }
+            ),
+            500,
+        ),
         blocks: vec![section(text)],
     }
 }

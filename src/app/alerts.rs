@@ -39,6 +39,7 @@ impl App {
         while let Some(event) = stream.next().await {
             match event {
                 Watched::Applied(cj) => {
+                    self.enforce_global_hold(&cj);
                     self.cronjobs
                         .write()
                         .expect("cronjob cache lock")

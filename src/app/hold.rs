@@ -31,6 +31,8 @@ use crate::store::AuditEvent;
 const PATCH_ATTEMPTS: u32 = 3;
 /// How often a large operation's progress message is refreshed.
 const PROGRESS_EVERY: usize = 50;
+/// How often its progress is stored.
+const SAVE_EVERY: usize = 10;
 
 impl App {
     fn all_cronjobs(&self) -> Vec<CronJobSnapshot> {
@@ -40,6 +42,15 @@ impl App {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The CronJobs as the apiserver has them now, for planning.
+    async fn current_cronjobs(&self) -> Result<Vec<CronJobSnapshot>, Reply> {
+        self.cluster.list_cronjobs().await.map_err(|e| {
+            Reply::Ephemeral(format!(
+                "Cannot list CronJobs right now ({e}); nothing was changed. Try again."
+            ))
+        })
     }
 
     fn audit_op(&self, actor: &str, action: &str, op: &Operation, detail: serde_json::Value) {
@@ -132,7 +143,10 @@ impl App {
         {
             return Reply::Ephemeral(text);
         }
-        let all = self.all_cronjobs();
+        let all = match self.current_cronjobs().await {
+            Ok(all) => all,
+            Err(reply) => return reply,
+        };
         let selected = match hold::select(&hold.target, &all) {
             Ok(s) => s,
             Err(text) => return Reply::Ephemeral(text),
@@ -171,6 +185,7 @@ impl App {
             phase: Phase::Planned,
             items,
             message: None,
+            ended: false,
         };
         if let Err(e) = self.store.insert_operation(&op) {
             tracing::error!(error = %e, "cannot store a hold plan");
@@ -240,7 +255,10 @@ impl App {
         cmd: &SlashCommand,
         resume: ResumeCommand,
     ) -> Reply {
-        let all = self.all_cronjobs();
+        let all = match self.current_cronjobs().await {
+            Ok(all) => all,
+            Err(reply) => return reply,
+        };
         let (label, items, admin) = match &resume.target {
             ResumeTarget::Target(target) => {
                 let selected = match hold::select(target, &all) {
@@ -287,6 +305,7 @@ impl App {
             phase: Phase::Planned,
             items,
             message: None,
+            ended: false,
         };
         if self.store.insert_operation(&op).is_err() {
             return Reply::Ephemeral(
@@ -374,6 +393,9 @@ impl App {
             &next,
             serde_json::json!({}),
         );
+        if next.kind == Kind::Resume {
+            self.end_global_hold(&next);
+        }
         let _ = self.store.flush().await;
         let this = self.clone();
         self.spawn(async move { this.apply(next).await });
@@ -392,7 +414,10 @@ impl App {
                 Err(e) => tracing::warn!(error = %e, op = %op.id, "cannot post hold progress"),
             }
         }
-        let mut since_progress = 0;
+        // Progress is stored every SAVE_EVERY CronJobs (not after each: the
+        // whole operation is one record); re-applying after a crash is safe,
+        // as every patch is idempotent.
+        let mut stored = op.clone();
         for index in 0..op.items.len() {
             if op.items[index].outcome != Outcome::Planned {
                 continue;
@@ -401,16 +426,19 @@ impl App {
                 Kind::Hold => self.hold_one(&op, index).await,
                 Kind::Resume => (self.resume_one(&op, index).await, Vec::new()),
             };
-            op = self.save_op(op, |o| {
-                o.items[index].outcome = outcome;
-                o.items[index].terminated = terminated;
-            });
-            since_progress += 1;
-            if since_progress >= PROGRESS_EVERY {
-                since_progress = 0;
+            op.items[index].outcome = outcome;
+            op.items[index].terminated = terminated;
+            let done = index + 1;
+            if done % SAVE_EVERY == 0 {
+                stored = self.save_op(stored, |o| *o = op.clone());
+            }
+            if done % PROGRESS_EVERY == 0 {
                 self.show_op(&op).await;
             }
         }
+        op = self.save_op(stored, |o| {
+            *o = op;
+        });
         op = self.save_op(op, |o| o.phase = Phase::Done);
         let _ = self.store.flush().await;
         let kind = if op.kind == Kind::Hold {
@@ -502,7 +530,13 @@ impl App {
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         if now.hold_id.is_none() {
-            return Outcome::ChangedByHand;
+            // Only a resume removes the hold's annotations: this one is done
+            // already (an earlier attempt, before a restart).
+            return if item.suspended_before {
+                Outcome::LeftSuspended
+            } else {
+                Outcome::Resumed
+            };
         }
         let outcome = hold::resume_outcome(item, now.suspended);
         let patch = hold::resume_patch(&outcome);
@@ -533,6 +567,113 @@ impl App {
                 }
                 Err(e) => return Err(e.to_string()),
             }
+        }
+    }
+
+    /// A resume of `all` or of the global hold's id ends the global hold
+    /// before it unsuspends anything, so the two never fight.
+    fn end_global_hold(&self, resume: &Operation) {
+        let ops = self.store.operations().unwrap_or_default();
+        let Some(global) = hold::global_hold(&ops) else {
+            return;
+        };
+        if resume.target == "all" || resume.target == global.id {
+            let mut ended = global.clone();
+            ended.ended = true;
+            let _ = self.store.swap_operation(global, &ended);
+        }
+    }
+
+    /// The CronJob watch saw `cj` change: while `all` is held, a CronJob that
+    /// appears or is unsuspended by someone else is held too.
+    pub(crate) fn enforce_global_hold(self: &Arc<Self>, cj: &CronJobSnapshot) {
+        if cj.suspended {
+            return;
+        }
+        let ops = match self.store.operations() {
+            Ok(ops) => ops,
+            Err(_) => return,
+        };
+        let Some(global) = hold::global_hold(&ops) else {
+            return;
+        };
+        let Some(action) = hold::enforce(global, cj) else {
+            return;
+        };
+        let key = format!("hold:{}", cj.key());
+        if !self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(key.clone())
+        {
+            return;
+        }
+        let (this, global, cj) = (self.clone(), global.clone(), cj.clone());
+        self.spawn(async move {
+            this.hold_late(global, cj, action).await;
+            this.in_flight.lock().expect("in-flight lock").remove(&key);
+        });
+    }
+
+    async fn hold_late(&self, global: Operation, cj: CronJobSnapshot, action: hold::Enforce) {
+        let patch = match action {
+            hold::Enforce::Hold => hold::hold_patch(&global.id, &global.by, Utc::now(), false),
+            hold::Enforce::Resuspend => serde_json::json!({"spec": {"suspend": true}}),
+        };
+        let why = match action {
+            hold::Enforce::Hold => "appeared (or was released) during the global hold",
+            hold::Enforce::Resuspend => "was unsuspended by someone during the global hold",
+        };
+        let text = match self.patch_with_retry(&cj.namespace, &cj.name, &patch).await {
+            Ok(true) => format!(
+                "🛑 CronJob `{}` {why} `{}`; rerun-bot suspended it. `/resume {}` releases it with the rest.",
+                cj.key(),
+                global.id,
+                global.id
+            ),
+            Ok(false) => return,
+            Err(e) => format!(
+                "⚠️ CronJob `{}` {why} `{}`, and rerun-bot could not suspend it: {e}",
+                cj.key(),
+                global.id
+            ),
+        };
+        if action == hold::Enforce::Hold {
+            let mut current = global.clone();
+            for _ in 0..5 {
+                let mut next = current.clone();
+                next.items.push(hold::Item {
+                    namespace: cj.namespace.clone(),
+                    name: cj.name.clone(),
+                    suspended_before: false,
+                    terminate: false,
+                    running: Vec::new(),
+                    terminated: Vec::new(),
+                    outcome: Outcome::Held,
+                });
+                match self.store.swap_operation(&current, &next) {
+                    Ok(true) => break,
+                    _ => match self.store.operation(&global.id) {
+                        Ok(Some(op)) => current = op,
+                        _ => break,
+                    },
+                }
+            }
+        }
+        self.audit_event(
+            "rerun-bot",
+            "hold.extended",
+            cj.key(),
+            serde_json::json!({"operation": global.id, "why": why}),
+        );
+        tracing::info!(cronjob = %cj.key(), hold = %global.id, why, "global hold enforced");
+        if let Err(e) = self
+            .chat
+            .post(&global.channel, None, Outgoing::Notice(&text))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot tell the channel about a held CronJob");
         }
     }
 

@@ -95,6 +95,34 @@ pub struct Operation {
     /// The progress/summary message (channel, ts), once posted.
     #[serde(default)]
     pub message: Option<(String, String)>,
+    /// A hold that a resume has ended (set when the resume is confirmed).
+    #[serde(default)]
+    pub ended: bool,
+}
+
+/// The hold of `all` still in force, if any: CronJobs created or unsuspended
+/// by someone else meanwhile are held too.
+pub fn global_hold(ops: &[Operation]) -> Option<&Operation> {
+    ops.iter()
+        .rev()
+        .find(|o| o.kind == Kind::Hold && o.target == "all" && o.phase == Phase::Done && !o.ended)
+}
+
+/// What a global hold does about a CronJob it sees change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enforce {
+    /// New (or released) and running on schedule: hold it.
+    Hold,
+    /// Held by this hold, but unsuspended by someone: suspend it again.
+    Resuspend,
+}
+
+pub fn enforce(global: &Operation, cronjob: &CronJobSnapshot) -> Option<Enforce> {
+    match (&cronjob.hold_id, cronjob.suspended) {
+        (None, false) => Some(Enforce::Hold),
+        (Some(id), false) if *id == global.id => Some(Enforce::Resuspend),
+        _ => None,
+    }
 }
 
 impl Operation {
@@ -371,6 +399,46 @@ mod tests {
             );
             assert!(patch["metadata"]["annotations"][HOLD_ID].is_null());
         }
+    }
+
+    #[test]
+    fn a_global_hold_catches_new_and_unsuspended_cronjobs() {
+        let op = |target: &str, phase: Phase, ended: bool| Operation {
+            id: format!("hold-{target}"),
+            kind: Kind::Hold,
+            target: target.into(),
+            reason: None,
+            by: "U".into(),
+            at: Utc::now(),
+            channel: "C".into(),
+            phase,
+            items: vec![],
+            message: None,
+            ended,
+        };
+        let ops = [
+            op("all", Phase::Done, true),
+            op("ns:web", Phase::Done, false),
+        ];
+        assert!(global_hold(&ops).is_none(), "ended, or not `all`");
+        let ops = [op("all", Phase::Done, false)];
+        let global = global_hold(&ops).unwrap();
+        assert!(global_hold(&[op("all", Phase::Applying, false)]).is_none());
+        let mut c = cj("n", "new", false, false);
+        assert_eq!(enforce(global, &c), Some(Enforce::Hold));
+        c.hold_id = Some("hold-all".into());
+        assert_eq!(enforce(global, &c), Some(Enforce::Resuspend));
+        c.suspended = true;
+        assert_eq!(enforce(global, &c), None);
+        let mut by_hand = cj("n", "x", true, false);
+        assert_eq!(
+            enforce(global, &by_hand),
+            None,
+            "suspended by hand: left alone"
+        );
+        by_hand.hold_id = Some("hold-other".into());
+        by_hand.suspended = false;
+        assert_eq!(enforce(global, &by_hand), None, "another hold's CronJob");
     }
 
     #[test]

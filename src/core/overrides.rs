@@ -1,11 +1,16 @@
 //! Changes a person asks for on a rerun (arguments and environment of one
 //! container), and the rerun Job built from a CronJob's template with them.
+//! Pure functions: no I/O, no clock.
 //!
-//! [`build_job`] does what `kubectl create job --from=cronjob/X` does (kubectl's
-//! `generateJobFromCronJob`): the template's spec verbatim, its labels and
-//! annotations, `cronjob.kubernetes.io/instantiate: manual` and a controller
-//! ownerReference to the CronJob; plus rerun-bot's label and annotations.
-//! [`diff`] says what changes, with secret-looking values masked.
+//! - [`apply`] changes one container of a `JobSpec` (args appended or replaced,
+//!   env vars replaced in place or appended) and copies everything else exactly.
+//! - [`build_job`] does what `kubectl create job --from=cronjob/X` does (kubectl's
+//!   `generateJobFromCronJob`): the template's spec, its labels and annotations,
+//!   `cronjob.kubernetes.io/instantiate: manual` and a controller ownerReference
+//!   to the CronJob; plus rerun-bot's label and annotations, under the
+//!   deterministic name from [`job_name`].
+//! - [`diff`] says what changes, for the approval card and the audit trail, with
+//!   the values of [`looks_secret`] names masked.
 
 use std::collections::BTreeMap;
 
@@ -98,17 +103,32 @@ pub enum OverrideError {
     },
 }
 
-/// `<cronjob>-rerun-<first 8 chars of the id>`, a valid DNS-1123 label of at
-/// most 63 chars: a long CronJob name is cut, the suffix is kept.
+/// `<cronjob>-rerun-<id>`, id being the first 8 chars of the request id (all of
+/// it if shorter). Deterministic, and always a valid DNS-1123 label of at most
+/// 63 chars: a long CronJob name is cut (with any `-` it then ends with), the
+/// suffix is kept; a `.` of the CronJob name (legal there, not in a label)
+/// becomes `-`, and characters outside `[a-z0-9]` are dropped from the id.
 pub fn job_name(cronjob: &str, request_id: &str) -> String {
-    let id: String = request_id.chars().take(8).collect();
-    let suffix = format!("-rerun-{id}");
-    let room = 63usize.saturating_sub(suffix.len());
-    let mut base: String = cronjob.chars().take(room).collect();
-    while base.ends_with(['-', '.']) {
-        base.pop();
-    }
-    format!("{base}{suffix}")
+    let id: String = request_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(8)
+        .collect();
+    let room = 63 - "-rerun-".len() - id.len();
+    let base: String = cronjob
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .take(room)
+        .collect();
+    [base.trim_matches('-'), "rerun", &id]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn pod_containers(template: &JobSpec) -> &[Container] {
@@ -169,8 +189,13 @@ fn args_after(container: &Container, overrides: &Overrides) -> Option<Vec<String
     }
 }
 
-/// The JobSpec with the overrides applied to one container; everything else
-/// is copied exactly.
+/// The JobSpec with the overrides applied to one container (`overrides.container`,
+/// or the first); everything else is copied exactly.
+///
+/// Args: `Append` adds to the container's args (an empty append leaves them as they
+/// were, `None` included); `Replace` sets exactly the given ones (`Some(vec![])` if
+/// none). Env: each key's last value replaces every entry of that name in place (a
+/// `valueFrom` too), or is added at the end; no env override leaves `env` as it was.
 pub fn apply(template: &JobSpec, overrides: &Overrides) -> Result<JobSpec, OverrideError> {
     let index = chosen(template, overrides)?;
     let mut spec = template.clone();
@@ -192,17 +217,26 @@ pub fn apply(template: &JobSpec, overrides: &Overrides) -> Result<JobSpec, Overr
                 value: Some(value),
                 value_from: None,
             };
-            match env.iter_mut().find(|e| e.name == name) {
-                Some(slot) => *slot = var,
-                None => env.push(var),
+            // Every entry of the name: with duplicates, the last one is the one in effect.
+            let mut found = false;
+            for slot in env.iter_mut().filter(|e| e.name == name) {
+                *slot = var.clone();
+                found = true;
+            }
+            if !found {
+                env.push(var);
             }
         }
     }
     Ok(spec)
 }
 
-/// The rerun Job, like `kubectl create job --from=cronjob/X`, plus rerun-bot's
-/// label and annotations.
+/// The rerun Job, like `kubectl create job --from=cronjob/X`: named
+/// [`job_name`], in the CronJob's namespace, with the job template's labels (plus
+/// [`MANAGED_BY_LABEL`]) and annotations (plus [`INSTANTIATE_ANNOTATION`]`: manual`
+/// and the request's: the reason cut to [`REASON_ANNOTATION_MAX`] chars, ticket
+/// and source job only when there is one), a controller ownerReference to the
+/// CronJob (no `blockOwnerDeletion`, as kubectl), and the spec from [`apply`].
 pub fn build_job(
     cronjob: &CronJob,
     overrides: &Overrides,
@@ -259,10 +293,11 @@ pub fn build_job(
 }
 
 /// Whether an env name looks like it holds a secret (case-insensitive): it
-/// contains PASSWORD, PASSWD, SECRET, TOKEN, CREDENTIAL, PRIVATE, APIKEY, AUTH,
-/// CERT, COOKIE, SESSION or SIGNATURE; or one of its `_`/`-`/`.`-separated
-/// words is PASS, PWD, KEY or DSN (so `DB_PASS` and `API_KEY` are, `KEYSPACE`
-/// and `PASSENGER_COUNT` are not).
+/// contains PASSWORD, PASSWD, SECRET, TOKEN, CREDENTIAL, PRIVATE, APIKEY,
+/// ACCESSKEY, AUTH, CERT, DSN, COOKIE, SESSION or SIGNATURE; or one of its
+/// `_`/`-`/`.`-separated words is PASS, PWD or KEY (so `DB_PASS`, `API_KEY`,
+/// `ACCESS_KEY_ID` and `SSH_KEY` are; `KEYSPACE`, `MONKEY`, `BYPASS` and
+/// `PASSENGER_COUNT` are not). Errs on the side of masking.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     const PARTS: &[&str] = &[
@@ -273,18 +308,21 @@ pub fn looks_secret(name: &str) -> bool {
         "CREDENTIAL",
         "PRIVATE",
         "APIKEY",
+        "ACCESSKEY",
         "AUTH",
         "CERT",
+        "DSN",
         "COOKIE",
         "SESSION",
         "SIGNATURE",
     ];
-    const WORDS: &[&str] = &["PASS", "PWD", "KEY", "DSN"];
+    const WORDS: &[&str] = &["PASS", "PWD", "KEY"];
     PARTS.iter().any(|p| upper.contains(p))
         || upper.split(['_', '-', '.']).any(|w| WORDS.contains(&w))
 }
 
-/// What a rerun changes against the template (secret-looking values masked).
+/// What a rerun changes against the template, for the approval card and the
+/// audit trail. Values of [`looks_secret`] names are [`MASK`]ed, before and after.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Diff {
     pub container: String,
@@ -302,7 +340,9 @@ impl Diff {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvChange {
     pub name: String,
-    /// `None`: a new variable. A `valueFrom` is described, never resolved.
+    /// `None`: a new variable. A `valueFrom` is described, never resolved:
+    /// `(from secretKeyRef db/password)`, `(from configMapKeyRef …)`,
+    /// `(from fieldRef metadata.name)`, `(from resourceFieldRef limits.memory)`.
     pub before: Option<String>,
     pub after: String,
 }
@@ -321,7 +361,9 @@ fn describe_source(source: &EnvVarSource) -> String {
     }
 }
 
-/// The diff of `overrides` against `template`.
+/// The diff of `overrides` against `template` (same container choice and errors
+/// as [`apply`]): one [`EnvChange`] per distinct key, last value wins, in
+/// first-appearance order, even when the value is unchanged (it was asked for).
 pub fn diff(template: &JobSpec, overrides: &Overrides) -> Result<Diff, OverrideError> {
     let index = chosen(template, overrides)?;
     let container = &pod_containers(template)[index];
@@ -339,7 +381,7 @@ pub fn diff(template: &JobSpec, overrides: &Overrides) -> Result<Diff, OverrideE
                 .env
                 .iter()
                 .flatten()
-                .find(|e| e.name == name)
+                .rfind(|e| e.name == name)
                 .map(|e| match (&e.value_from, &e.value) {
                     (Some(source), _) => describe_source(source),
                     (None, value) => mask(&name, value.as_deref().unwrap_or_default()),
@@ -367,20 +409,35 @@ mod tests {
     fn cronjob() -> CronJob {
         serde_json::from_value(json!({
             "metadata": {"name": "billing-sync", "namespace": "billing", "uid": "cj-uid",
+                         "labels": {"team": "billing"},
                          "annotations": {"rerun-bot.io/owner": "U1"}},
-            "spec": {"schedule": "0 3 * * *", "jobTemplate": {
-                "metadata": {"labels": {"app": "billing"}, "annotations": {"note": "keep"}},
-                "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600, "template": {
-                    "metadata": {"labels": {"app": "billing"}},
+            "spec": {"schedule": "0 3 * * *", "concurrencyPolicy": "Forbid", "jobTemplate": {
+                "metadata": {"labels": {"app": "billing", "tier": "batch"},
+                             "annotations": {"note": "keep"}},
+                "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600,
+                         "ttlSecondsAfterFinished": 86400, "template": {
+                    "metadata": {"labels": {"app": "billing"},
+                                 "annotations": {"prometheus.io/scrape": "false"}},
                     "spec": {
                         "restartPolicy": "Never", "serviceAccountName": "billing",
-                        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
-                        "initContainers": [{"name": "init", "image": "busybox", "args": ["prep"]}],
+                        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}},
+                                    {"name": "scratch", "emptyDir": {}}],
+                        "initContainers": [{"name": "init", "image": "busybox", "args": ["prep"],
+                                            "env": [{"name": "DB_HOST", "value": "init-db"}]}],
                         "containers": [
-                            {"name": "main", "image": "billing:1", "args": ["sync", "--all"],
-                             "resources": {"limits": {"memory": "1Gi"}},
-                             "env": [{"name": "DB_HOST", "value": "db"},
-                                     {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}]},
+                            {"name": "main", "image": "billing:1", "command": ["/app/billing"],
+                             "args": ["sync", "--all"],
+                             "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                           "limits": {"memory": "1Gi"}},
+                             "volumeMounts": [{"name": "cfg", "mountPath": "/etc/billing"}],
+                             "env": [
+                                {"name": "DB_HOST", "value": "db"},
+                                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+                                {"name": "SESSION_SECRET", "value": "plain-s3cret"},
+                                {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "region"}}},
+                                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}
+                             ]},
                             {"name": "sidecar", "image": "envoy", "args": ["--proxy"]}
                         ]}}}}}
         }))
@@ -410,13 +467,21 @@ mod tests {
     ) -> Overrides {
         Overrides {
             container: container.map(str::to_string),
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args: strings(args),
             args_mode: mode,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn pod_mut(spec: &mut JobSpec) -> &mut k8s_openapi::api::core::v1::PodSpec {
+        spec.template.spec.as_mut().unwrap()
     }
 
     /// The spec as JSON without the chosen container's args and env.
@@ -430,230 +495,356 @@ mod tests {
         v
     }
 
-    #[test]
-    fn job_is_kubectl_create_job_from_plus_rerun_metadata() {
-        let job = build_job(&cronjob(), &Overrides::default(), &meta()).unwrap();
-        assert_eq!(
-            job.spec.as_ref(),
-            Some(&template()),
-            "verbatim without overrides"
-        );
-        let m = &job.metadata;
-        assert_eq!(m.name.as_deref(), Some("billing-sync-rerun-abc12345"));
-        assert_eq!(m.namespace.as_deref(), Some("billing"));
-        let labels = m.labels.clone().unwrap();
-        assert_eq!(labels["app"], "billing");
-        assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY_VALUE);
-        let a = m.annotations.clone().unwrap();
-        let expected: BTreeMap<String, String> = [
-            ("note", "keep"),
-            (INSTANTIATE_ANNOTATION, "manual"),
-            (REQUEST_ID_ANNOTATION, "abc12345xyz"),
-            (REQUESTED_BY_ANNOTATION, "U_ALICE"),
-            (APPROVED_BY_ANNOTATION, "U_BOB"),
-            (REASON_ANNOTATION, "db down"),
-            (TICKET_ANNOTATION, "INC-1"),
-            (SOURCE_JOB_ANNOTATION, "billing-sync-29000000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(a, expected);
-        let owner = &m.owner_references.as_ref().unwrap()[0];
-        assert_eq!(
-            (
-                owner.kind.as_str(),
-                owner.name.as_str(),
-                owner.uid.as_str(),
-                owner.controller
-            ),
-            ("CronJob", "billing-sync", "cj-uid", Some(true))
-        );
-        assert_eq!(owner.block_owner_deletion, None);
-        assert!(job.status.is_none());
-
-        let bare = RerunMeta {
-            ticket: Some(""),
-            source_job: None,
-            reason: &"é".repeat(2000),
-            ..meta()
-        };
-        let a = build_job(&cronjob(), &Overrides::default(), &bare)
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
-        assert!(!a.contains_key(TICKET_ANNOTATION) && !a.contains_key(SOURCE_JOB_ANNOTATION));
-        assert_eq!(a[REASON_ANNOTATION].chars().count(), REASON_ANNOTATION_MAX);
+    /// A container's env as `NAME=value`, or `NAME<-` for a `valueFrom`.
+    fn env_of(spec: &JobSpec, index: usize) -> Option<Vec<String>> {
+        let env = spec.template.spec.as_ref().unwrap().containers[index]
+            .env
+            .as_ref()?;
+        Some(
+            env.iter()
+                .map(|e| match (&e.value, &e.value_from) {
+                    (_, Some(_)) => format!("{}<-", e.name),
+                    (value, None) => format!("{}={}", e.name, value.as_deref().unwrap_or("")),
+                })
+                .collect(),
+        )
     }
 
     #[test]
-    fn overrides_touch_only_the_chosen_container() {
+    fn build_job_is_kubectl_create_job_from_plus_rerun_metadata() {
+        let job = build_job(&cronjob(), &Overrides::default(), &meta()).unwrap();
+        let v = serde_json::to_value(&job).unwrap();
+        assert_eq!(
+            (&v["apiVersion"], &v["kind"]),
+            (&json!("batch/v1"), &json!("Job"))
+        );
+        assert_eq!(v.get("status"), None);
+        assert_eq!(
+            v["spec"],
+            serde_json::to_value(template()).unwrap(),
+            "verbatim"
+        );
+        // Exactly this metadata: not the CronJob's own labels and annotations.
+        assert_eq!(
+            v["metadata"],
+            json!({
+                "name": "billing-sync-rerun-abc12345",
+                "namespace": "billing",
+                "labels": {"app": "billing", "tier": "batch",
+                           "app.kubernetes.io/managed-by": "rerun-bot"},
+                "annotations": {
+                    "note": "keep",
+                    "cronjob.kubernetes.io/instantiate": "manual",
+                    "rerun-bot.io/request-id": "abc12345xyz",
+                    "rerun-bot.io/requested-by": "U_ALICE",
+                    "rerun-bot.io/approved-by": "U_BOB",
+                    "rerun-bot.io/reason": "db down",
+                    "rerun-bot.io/ticket": "INC-1",
+                    "rerun-bot.io/source-job": "billing-sync-29000000",
+                },
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                     "name": "billing-sync", "uid": "cj-uid", "controller": true}],
+            })
+        );
+
+        // No uid, no template metadata, no namespace: still a well-formed Job.
+        let mut bare = cronjob();
+        bare.metadata.uid = None;
+        bare.metadata.namespace = None;
+        bare.spec.as_mut().unwrap().job_template.metadata = None;
+        let m = build_job(&bare, &Overrides::default(), &meta())
+            .unwrap()
+            .metadata;
+        assert_eq!(m.owner_references.unwrap()[0].uid, "");
+        assert_eq!(m.namespace, None);
+        assert_eq!(
+            m.labels.unwrap().into_iter().collect::<Vec<_>>(),
+            [(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string())]
+        );
+        assert!(!m.annotations.unwrap().contains_key("note"));
+    }
+
+    #[test]
+    fn build_job_applies_the_overrides() {
+        let o = with(
+            &["-v"],
+            ArgsMode::Append,
+            &[("LOG", "debug")],
+            Some("sidecar"),
+        );
+        let job = build_job(&cronjob(), &o, &meta()).unwrap();
+        assert_eq!(job.spec, Some(apply(&template(), &o).unwrap()));
+        assert_eq!(
+            without_changes(job.spec.as_ref().unwrap(), 1),
+            without_changes(&template(), 1)
+        );
+    }
+
+    #[test]
+    fn optional_annotations_and_the_reason_cut() {
+        let long_ascii = "x".repeat(1500);
+        let multibyte = "é".repeat(2000);
+        let edge = format!("{}€€", "a".repeat(1023));
+        #[rustfmt::skip]
+        let cases = [
+            (Some("INC-1"), Some("job-1"), "short", Some("INC-1"), Some("job-1"), "short".to_string()),
+            (None, None, "short", None, None, "short".to_string()),
+            (Some(""), Some("job-1"), "", None, Some("job-1"), String::new()),
+            (None, None, long_ascii.as_str(), None, None, "x".repeat(1024)),
+            (None, None, multibyte.as_str(), None, None, "é".repeat(1024)),
+            (None, None, edge.as_str(), None, None, format!("{}€", "a".repeat(1023))),
+        ];
+        for (ticket, source_job, reason, want_ticket, want_source, want_reason) in cases {
+            let m = RerunMeta {
+                ticket,
+                source_job,
+                reason,
+                ..meta()
+            };
+            let a = build_job(&cronjob(), &Overrides::default(), &m)
+                .unwrap()
+                .metadata
+                .annotations
+                .unwrap();
+            assert_eq!(a.get(TICKET_ANNOTATION).map(String::as_str), want_ticket);
+            assert_eq!(
+                a.get(SOURCE_JOB_ANNOTATION).map(String::as_str),
+                want_source
+            );
+            assert_eq!(a[REASON_ANNOTATION], want_reason);
+            assert!(a[REASON_ANNOTATION].chars().count() <= REASON_ANNOTATION_MAX);
+        }
+    }
+
+    #[test]
+    fn args_overrides_touch_only_the_chosen_container() {
+        #[rustfmt::skip]
         let cases: Vec<(Overrides, usize, Option<Vec<&str>>)> = vec![
-            (
-                with(&["--date=1"], ArgsMode::Append, &[], None),
-                0,
-                Some(vec!["sync", "--all", "--date=1"]),
-            ),
-            (
-                with(&["x"], ArgsMode::Replace, &[], None),
-                0,
-                Some(vec!["x"]),
-            ),
+            (with(&["--date=1"], ArgsMode::Append, &[], None), 0, Some(vec!["sync", "--all", "--date=1"])),
+            (with(&["x", "y"], ArgsMode::Replace, &[], None), 0, Some(vec!["x", "y"])),
             (with(&[], ArgsMode::Replace, &[], None), 0, Some(vec![])),
-            (
-                with(&[], ArgsMode::Append, &[("A", "1")], None),
-                0,
-                Some(vec!["sync", "--all"]),
-            ),
-            (
-                with(&["--v"], ArgsMode::Append, &[], Some("sidecar")),
-                1,
-                Some(vec!["--proxy", "--v"]),
-            ),
+            (with(&[], ArgsMode::Append, &[("A", "1")], None), 0, Some(vec!["sync", "--all"])),
+            (with(&["--v"], ArgsMode::Append, &[], Some("sidecar")), 1, Some(vec!["--proxy", "--v"])),
+            (with(&[], ArgsMode::Replace, &[], Some("sidecar")), 1, Some(vec![])),
         ];
         for (o, index, args) in cases {
             let spec = apply(&template(), &o).unwrap();
+            // Everything else, init containers and the other container included.
             assert_eq!(
                 without_changes(&spec, index),
                 without_changes(&template(), index),
                 "{o:?}"
             );
             let c = &spec.template.spec.as_ref().unwrap().containers[index];
-            let want = args.map(|a| a.into_iter().map(String::from).collect::<Vec<_>>());
-            assert_eq!(c.args, want, "{o:?}");
+            assert_eq!(c.args, args.map(|a| strings(&a)), "{o:?}");
+            if o.env.is_empty() {
+                assert_eq!(env_of(&spec, index), env_of(&template(), index), "{o:?}");
+            }
         }
-        // Env: replace in place (a valueFrom too), append new, the last of a key wins.
-        let o = with(
-            &[],
-            ArgsMode::Append,
-            &[("DB_PASSWORD", "x"), ("NEW", "1"), ("NEW", "2")],
-            None,
-        );
-        let spec = apply(&template(), &o).unwrap();
-        let env = spec.template.spec.unwrap().containers[0]
-            .env
-            .clone()
-            .unwrap();
-        let pairs: Vec<(&str, Option<&str>, bool)> = env
-            .iter()
-            .map(|e| (e.name.as_str(), e.value.as_deref(), e.value_from.is_some()))
-            .collect();
+
+        // A container without args.
+        let mut no_args = template();
+        pod_mut(&mut no_args).containers[0].args = None;
+        for (o, args) in [
+            (with(&[], ArgsMode::Append, &[("A", "1")], None), None),
+            (
+                with(&["a"], ArgsMode::Append, &[], None),
+                Some(strings(&["a"])),
+            ),
+            (with(&[], ArgsMode::Replace, &[], None), Some(vec![])),
+        ] {
+            let spec = apply(&no_args, &o).unwrap();
+            assert_eq!(
+                spec.template.spec.unwrap().containers[0].args,
+                args,
+                "{o:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_overrides_replace_in_place_or_append() {
+        let base = [
+            "DB_HOST=db",
+            "DB_PASSWORD<-",
+            "SESSION_SECRET=plain-s3cret",
+            "REGION<-",
+            "POD_NAME<-",
+            "MEM_LIMIT<-",
+        ];
+        let patched = |at: usize, to: &str, extra: &[&str]| {
+            let mut env = strings(&base);
+            env[at] = to.to_string();
+            env.extend(strings(extra));
+            env
+        };
+        #[rustfmt::skip]
+        let cases = [
+            (vec![], strings(&base)),
+            (vec![("DB_PASSWORD", "x")], patched(1, "DB_PASSWORD=x", &[])),
+            (vec![("POD_NAME", "")], patched(4, "POD_NAME=", &[])),
+            (vec![("NEW", "1")], patched(0, "DB_HOST=db", &["NEW=1"])),
+            (vec![("NEW", "1"), ("NEW", "2")], patched(0, "DB_HOST=db", &["NEW=2"])),
+            (
+                vec![("B", "1"), ("DB_HOST", "h"), ("A", "1"), ("B", "2"), ("DB_HOST", "h2")],
+                patched(0, "DB_HOST=h2", &["B=2", "A=1"]),
+            ),
+        ];
+        for (env, want) in cases {
+            let o = with(&[], ArgsMode::Append, &env, None);
+            let spec = apply(&template(), &o).unwrap();
+            assert_eq!(env_of(&spec, 0), Some(want), "{env:?}");
+            assert_eq!(without_changes(&spec, 0), without_changes(&template(), 0));
+            let init = &spec.template.spec.as_ref().unwrap().init_containers;
+            assert_eq!(init, &template().template.spec.unwrap().init_containers);
+        }
+
+        // A container without env gets one only when asked.
+        let sidecar = |env: &[(&str, &str)]| {
+            let o = with(&["a"], ArgsMode::Append, env, Some("sidecar"));
+            env_of(&apply(&template(), &o).unwrap(), 1)
+        };
+        assert_eq!(sidecar(&[]), None);
+        assert_eq!(sidecar(&[("A", "1")]), Some(strings(&["A=1"])));
+
+        // A name given twice in the template: both take the new value (the last is in effect).
+        let mut twice = template();
+        let env = pod_mut(&mut twice).containers[0].env.as_mut().unwrap();
+        env.push(EnvVar {
+            name: "DB_HOST".into(),
+            value: Some("db-last".into()),
+            value_from: None,
+        });
+        let o = with(&[], ArgsMode::Append, &[("DB_HOST", "h")], None);
+        let env = env_of(&apply(&twice, &o).unwrap(), 0).unwrap();
         assert_eq!(
-            pairs,
-            [
-                ("DB_HOST", Some("db"), false),
-                ("DB_PASSWORD", Some("x"), false),
-                ("NEW", Some("2"), false)
-            ]
+            (env[0].as_str(), env[6].as_str()),
+            ("DB_HOST=h", "DB_HOST=h")
         );
-        // No env override leaves a container without env as it was.
-        let sidecar = apply(
-            &template(),
-            &with(&["a"], ArgsMode::Append, &[], Some("sidecar")),
-        )
-        .unwrap();
-        assert_eq!(sidecar.template.spec.unwrap().containers[1].env, None);
+        assert_eq!(
+            diff(&twice, &o).unwrap().env[0].before.as_deref(),
+            Some("db-last")
+        );
     }
 
     #[test]
     fn errors() {
-        let err = apply(&template(), &with(&[], ArgsMode::Append, &[], Some("nope"))).unwrap_err();
+        let unknown = OverrideError::UnknownContainer {
+            name: "nope".into(),
+            available: strings(&["main", "sidecar"]),
+        };
+        let nope = with(&[], ArgsMode::Append, &[], Some("nope"));
+        let mut no_containers = template();
+        pod_mut(&mut no_containers).containers.clear();
+        let mut no_pod_spec = template();
+        no_pod_spec.template.spec = None;
+        let mut no_cronjob_spec = cronjob();
+        no_cronjob_spec.spec = None;
+        let mut no_job_spec = cronjob();
+        no_job_spec.spec.as_mut().unwrap().job_template.spec = None;
+        let none = Overrides::default();
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Option<OverrideError>, OverrideError)> = vec![
+            ("apply unknown", apply(&template(), &nope).err(), unknown.clone()),
+            ("diff unknown", diff(&template(), &nope).err(), unknown.clone()),
+            ("build unknown", build_job(&cronjob(), &nope, &meta()).err(), unknown.clone()),
+            ("apply no containers", apply(&no_containers, &none).err(), OverrideError::NoContainers),
+            ("diff no containers", diff(&no_containers, &none).err(), OverrideError::NoContainers),
+            ("apply no pod spec", apply(&no_pod_spec, &none).err(), OverrideError::NoContainers),
+            ("build no spec", build_job(&no_cronjob_spec, &none, &meta()).err(), OverrideError::NoTemplate),
+            ("build no job spec", build_job(&no_job_spec, &none, &meta()).err(), OverrideError::NoTemplate),
+        ];
+        for (what, got, want) in cases {
+            assert_eq!(got, Some(want), "{what}");
+        }
         assert_eq!(
-            err.to_string(),
+            unknown.to_string(),
             "container `nope` is not in the job template (containers: main, sidecar)"
         );
-        let mut empty = template();
-        empty.template.spec.as_mut().unwrap().containers.clear();
         assert_eq!(
-            apply(&empty, &Overrides::default()),
-            Err(OverrideError::NoContainers)
+            containers(&template()),
+            ["main", "sidecar"],
+            "not init containers"
         );
-        let mut no_template = cronjob();
-        no_template.spec = None;
-        assert_eq!(
-            build_job(&no_template, &Overrides::default(), &meta()).unwrap_err(),
-            OverrideError::NoTemplate
-        );
+        assert!(containers(&no_pod_spec).is_empty());
     }
 
     #[test]
-    fn job_names_fit_dns_1123() {
-        let long = "a".repeat(80);
-        let cut = format!("{}-x", "b".repeat(52));
-        for (cronjob, id) in [
-            ("billing-sync", "abc12345zz"),
-            (long.as_str(), "abc12345"),
-            (cut.as_str(), "q1"),
-        ] {
+    fn job_names_are_deterministic_dns_1123_labels() {
+        let a48 = "a".repeat(48);
+        let a80 = "a".repeat(80);
+        let dash_at_cut = format!("{}-cdef", "b".repeat(47));
+        let dot_at_cut = format!("{}.x", "c".repeat(47));
+        #[rustfmt::skip]
+        let cases: Vec<(&str, &str, String)> = vec![
+            ("billing-sync", "abc12345zz", "billing-sync-rerun-abc12345".into()),
+            ("billing-sync", "q1", "billing-sync-rerun-q1".into()),
+            (&a48, "abc12345", format!("{a48}-rerun-abc12345")), // exactly 63
+            (&a80, "abc12345", format!("{a48}-rerun-abc12345")),
+            (&a80, "q1", format!("{}-rerun-q1", "a".repeat(54))),
+            (&dash_at_cut, "abc12345", format!("{}-rerun-abc12345", "b".repeat(47))),
+            (&dot_at_cut, "abc12345", format!("{}-rerun-abc12345", "c".repeat(47))),
+            ("nightly.report", "abc12345", "nightly-report-rerun-abc12345".into()),
+            ("", "abc", "rerun-abc".into()),
+        ];
+        for (cronjob, id, want) in cases {
             let name = job_name(cronjob, id);
+            assert_eq!(name, want);
+            assert_eq!(name, job_name(cronjob, id), "deterministic");
             assert!(name.len() <= 63, "{name}");
             assert!(
                 name.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            );
-            assert!(
-                !name.starts_with('-') && !name.ends_with('-') && !name.contains("--"),
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{name}"
             );
-            assert_eq!(name, job_name(cronjob, id), "deterministic");
+            let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            assert!(
+                alnum(name.chars().next()) && alnum(name.chars().last()),
+                "{name}"
+            );
         }
-        assert_eq!(
-            job_name("billing-sync", "abc12345zz"),
-            "billing-sync-rerun-abc12345"
-        );
-        assert_eq!(job_name(&long, "abc12345").len(), 63);
-        assert!(job_name(&long, "abc12345").ends_with("a-rerun-abc12345"));
     }
 
     #[test]
     fn secrets_are_recognised_by_name() {
-        for name in [
-            "DB_PASSWORD",
-            "api_key",
-            "GITHUB_TOKEN",
-            "db-pass",
-            "SENTRY_DSN",
-            "AUTH_HEADER",
-            "client_secret",
-            "ssl.cert",
-        ] {
-            assert!(looks_secret(name), "{name}");
-        }
-        for name in [
-            "DATE",
-            "KEYSPACE",
-            "PASSENGER_COUNT",
-            "MONKEY",
-            "DB_HOST",
-            "REGION",
-        ] {
-            assert!(!looks_secret(name), "{name}");
+        #[rustfmt::skip]
+        let cases = [
+            ("DB_PASSWORD", true), ("dbPassword", true), ("PGPASSWD", true), ("DB_PASS", true),
+            ("db-pass", true), ("client_secret", true), ("GITHUB_TOKEN", true),
+            ("KAFKA_CREDENTIALS", true), ("PRIVATE_KEY", true), ("apiKey", true),
+            ("STRIPE_API_KEY", true), ("AWS_ACCESS_KEY_ID", true), ("awsAccessKey", true),
+            ("SSH_KEY", true), ("AUTH_HEADER", true), ("ssl.cert", true), ("SENTRY_DSN", true),
+            ("PGDSN", true), ("COOKIE_JAR", true), ("SESSION_ID", true), ("REQUEST_SIGNATURE", true),
+            ("DATE", false), ("KEYSPACE", false), ("PASSENGER_COUNT", false), ("MONKEY", false),
+            ("BYPASS_CACHE", false), ("DB_HOST", false), ("REGION", false), ("LOG_LEVEL", false),
+        ];
+        for (name, secret) in cases {
+            assert_eq!(looks_secret(name), secret, "{name}");
         }
     }
 
     #[test]
     fn diffs_mask_secrets_and_describe_sources() {
         let o = with(
-            &["--date=1"],
+            &[],
             ArgsMode::Append,
             &[
+                ("DATE", "0"),
                 ("DB_PASSWORD", "hunter2"),
+                ("SESSION_SECRET", "new-s3cret"),
                 ("DB_HOST", "db2"),
-                ("API_TOKEN", "t"),
+                ("REGION", "eu"),
+                ("POD_NAME", "p"),
+                ("MEM_LIMIT", "1"),
+                ("API_TOKEN", "tok-s3cret"),
                 ("DATE", "1"),
+                ("DB_HOST", "db"),
             ],
             None,
         );
         let d = diff(&template(), &o).unwrap();
         assert_eq!(d.container, "main");
-        assert_eq!(
-            d.args,
-            Some((
-                vec!["sync".into(), "--all".into()],
-                vec!["sync".into(), "--all".into(), "--date=1".into()]
-            ))
-        );
+        assert_eq!(d.args, None);
         let env: Vec<(&str, Option<&str>, &str)> = d
             .env
             .iter()
@@ -662,16 +853,48 @@ mod tests {
         assert_eq!(
             env,
             [
-                ("DB_PASSWORD", Some("(from secretKeyRef db/pw)"), MASK),
-                ("DB_HOST", Some("db"), "db2"),
-                ("API_TOKEN", None, MASK),
                 ("DATE", None, "1"),
+                ("DB_PASSWORD", Some("(from secretKeyRef db/pw)"), MASK),
+                ("SESSION_SECRET", Some(MASK), MASK),
+                ("DB_HOST", Some("db"), "db"), // unchanged, but asked for
+                ("REGION", Some("(from configMapKeyRef cfg/region)"), "eu"),
+                ("POD_NAME", Some("(from fieldRef metadata.name)"), "p"),
+                (
+                    "MEM_LIMIT",
+                    Some("(from resourceFieldRef limits.memory)"),
+                    "1"
+                ),
+                ("API_TOKEN", None, MASK),
             ]
         );
-        assert!(!d.is_empty());
-        assert!(diff(&template(), &Overrides::default()).unwrap().is_empty());
+        let text = serde_json::to_string(&d).unwrap();
+        for secret in ["hunter2", "plain-s3cret", "new-s3cret", "tok-s3cret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(serde_json::from_str::<Diff>(&text).unwrap(), d);
     }
 
+    #[test]
+    fn diffs_of_args_and_emptiness() {
+        let sync = || strings(&["sync", "--all"]);
+        #[rustfmt::skip]
+        let cases = [
+            (Overrides::default(), "main", None, true),
+            (with(&[], ArgsMode::Append, &[], Some("sidecar")), "sidecar", None, true),
+            (with(&["--date=1"], ArgsMode::Append, &[], None), "main",
+             Some((sync(), strings(&["sync", "--all", "--date=1"]))), false),
+            (with(&[], ArgsMode::Replace, &[], None), "main", Some((sync(), vec![])), false),
+            (with(&["sync", "--all"], ArgsMode::Replace, &[], None), "main", Some((sync(), sync())), false),
+            (with(&["-v"], ArgsMode::Append, &[], Some("sidecar")), "sidecar",
+             Some((strings(&["--proxy"]), strings(&["--proxy", "-v"]))), false),
+            (with(&[], ArgsMode::Append, &[("A", "1")], None), "main", None, false),
+        ];
+        for (o, container, args, empty) in cases {
+            let d = diff(&template(), &o).unwrap();
+            assert_eq!((d.container.as_str(), &d.args), (container, &args), "{o:?}");
+            assert_eq!(d.is_empty(), empty, "{o:?}");
+        }
+    }
     #[test]
     fn env_pairs() {
         assert_eq!(

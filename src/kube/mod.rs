@@ -219,6 +219,24 @@ impl Cluster {
         }
     }
 
+    /// Every watched CronJob as it is now (holds plan from this, not from the
+    /// watch cache, which may lag a moment behind).
+    pub async fn list_cronjobs(&self) -> Result<Vec<CronJobSnapshot>, KubeError> {
+        let mut out = Vec::new();
+        for api in self.apis::<CronJob>() {
+            let mut params = ListParams::default().limit(500);
+            loop {
+                let page = api.list(&params).await?;
+                out.extend(page.items.iter().filter_map(cronjob_snapshot));
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => params = params.continue_token(&token),
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A merge patch on a CronJob; `Ok(false)` when it no longer exists.
     pub async fn patch_cronjob(
         &self,

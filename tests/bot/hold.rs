@@ -168,23 +168,32 @@ async fn hold_all_then_resume_restores_every_schedule_exactly() {
         "{status}"
     );
 
-    // Someone unsuspends one by hand during the maintenance.
+    // While `all` is held, a new CronJob and one unsuspended by hand are held too.
+    t.kube.apply_cronjob(CronJobFixture::new("late").build());
+    let late = t.slack.next_message().await.render();
+    assert!(
+        late.contains("default/late") && late.contains("appeared"),
+        "{late}"
+    );
+    assert!(suspended(&t, "default", "late"));
     t.kube.update(Resource::CronJobs, "web", "reports", |cj| {
         cj["spec"]["suspend"] = json!(false);
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = t.slack.next_message().await.render();
+    assert!(
+        again.contains("web/reports") && again.contains("unsuspended by someone"),
+        "{again}"
+    );
+    assert!(suspended(&t, "web", "reports"));
 
     let summary = confirmed(&t, ADMIN, "/resume", "all", "resume_confirm")
         .await
         .render();
-    assert!(summary.contains("2 resumed, 1 left suspended"), "{summary}");
-    assert!(
-        summary.contains("web/reports"),
-        "changed by hand is reported: {summary}"
-    );
+    assert!(summary.contains("4 resumed, 1 left suspended"), "{summary}");
     assert!(summary.contains("at most one catch-up run"), "{summary}");
-    assert!(!suspended(&t, "default", "billing-sync"));
-    assert!(!suspended(&t, "default", "etl"));
+    for name in ["billing-sync", "etl", "late"] {
+        assert!(!suspended(&t, "default", name), "{name}");
+    }
     assert!(
         suspended(&t, "default", "paused"),
         "suspended before: stays suspended"
@@ -193,21 +202,40 @@ async fn hold_all_then_resume_restores_every_schedule_exactly() {
     for (ns, name) in [("default", "billing-sync"), ("default", "paused")] {
         assert!(annotation(&t, ns, name, "rerun-bot.io/hold-id").is_none());
     }
+
+    // A namespace hold does not fight people: a CronJob unsuspended by hand is
+    // reported by the resume, not touched.
+    confirmed(&t, ADMIN, "/hold", "ns:web", "hold_confirm").await;
+    t.kube.update(Resource::CronJobs, "web", "reports", |cj| {
+        cj["spec"]["suspend"] = json!(false);
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let summary = confirmed(&t, ADMIN, "/resume", "ns:web", "resume_confirm")
+        .await
+        .render();
+    assert!(
+        summary.contains("0 resumed") && summary.contains("web/reports"),
+        "{summary}"
+    );
+    assert!(summary.contains("Unsuspended by someone else"), "{summary}");
+
     let trail = rerun_bot::audit_client::fetch(&t.url(""), "tok", Some("1h"), None)
         .await
         .unwrap();
     let actions: Vec<&str> = trail.iter().map(|e| e.event.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        [
-            "hold.planned",
-            "hold.confirmed",
-            "hold.applied",
-            "resume.planned",
-            "resume.confirmed",
-            "resume.applied"
-        ]
-    );
+    let cycle = [
+        "hold.planned",
+        "hold.confirmed",
+        "hold.applied",
+        "resume.planned",
+        "resume.confirmed",
+        "resume.applied",
+    ];
+    let mut expected = cycle[..3].to_vec();
+    expected.extend(["hold.extended", "hold.extended"]);
+    expected.extend(&cycle[3..]);
+    expected.extend(cycle); // the namespace hold and its resume
+    assert_eq!(actions, expected);
     t.finish().await;
 }
 
@@ -317,5 +345,49 @@ async fn apiserver_errors_are_retried_then_reported_never_skipped() {
         .render();
     assert!(summary.contains("2 resumed, 1 left suspended"), "{summary}");
     assert!(!suspended(&t, "default", "billing-sync"));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_hold_interrupted_by_a_restart_is_finished_at_start() {
+    let mut t = Tester::with_args(&["--admins", ADMIN]).await;
+    cluster(&t).await;
+    // The apiserver stalls patches in `web`; the bot dies while waiting.
+    t.kube
+        .fail_next("PATCH", "/apis/batch/v1/namespaces/web", 1000, 503, Some(1));
+    let answer = t.command(ADMIN, CHANNEL, "/hold", "all").await;
+    t.click(ADMIN, &preview(&answer, ADMIN), "hold_confirm")
+        .await;
+    let progress = t.slack.next_message().await;
+    t.kube
+        .wait_for("default held", Duration::from_secs(5), |k| {
+            k.list(Resource::CronJobs, Some("default"))
+                .iter()
+                .all(|c| c["spec"]["suspend"] == true)
+        })
+        .await;
+    t.stop().await;
+    t.kube.clear_faults();
+    assert!(!suspended(&t, "web", "reports"), "half applied");
+
+    t.start_again().await;
+    let summary = t.slack.next_update().await;
+    assert_eq!(
+        summary.ts, progress.ts,
+        "the same message ends as the summary"
+    );
+    assert!(
+        summary
+            .render()
+            .contains("3 suspended, 1 already suspended"),
+        "{}",
+        summary.render()
+    );
+    assert!(suspended(&t, "web", "reports"));
+    // And /resume undoes all of it.
+    let summary = confirmed(&t, ADMIN, "/resume", "all", "resume_confirm")
+        .await
+        .render();
+    assert!(summary.contains("3 resumed, 1 left suspended"), "{summary}");
     t.finish().await;
 }

@@ -249,7 +249,9 @@ async fn watcher_floor(kube: &FakeKube, n: usize, burst: bool) -> Vec<f64> {
     latencies
 }
 
-async fn signed_post(port: u16, slack: &FakeSlack, path: &str, body: String) -> u16 {
+/// POSTs `body` to the bot signed as Slack would; returns status and body.
+async fn signed_request(port: u16, slack: &FakeSlack, path: &str, body: String) -> (u16, Vec<u8>) {
+    use http_body_util::BodyExt;
     let ts = Utc::now().timestamp();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<hyper::body::Bytes>>();
@@ -259,11 +261,32 @@ async fn signed_post(port: u16, slack: &FakeSlack, path: &str, body: String) -> 
         .header("x-slack-signature", slack.sign(ts, &body))
         .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
         .unwrap();
-    client
-        .request(req)
+    let Ok(res) = client.request(req).await else {
+        return (0, Vec::new());
+    };
+    let status = res.status().as_u16();
+    let bytes = res
+        .into_body()
+        .collect()
         .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    (status, bytes)
+}
+
+/// A button click, as Slack posts it.
+async fn click(port: u16, slack: &FakeSlack, payload: &serde_json::Value) -> u16 {
+    signed_post(
+        port,
+        slack,
+        "/slack/interactivity",
+        FakeSlack::interaction_form(payload),
+    )
+    .await
+}
+
+async fn signed_post(port: u16, slack: &FakeSlack, path: &str, body: String) -> u16 {
+    signed_request(port, slack, path, body).await.0
 }
 
 /// `/rerun <cronjob> --reason …` by U_ALICE; returns the card it posted.
@@ -306,16 +329,7 @@ async fn approval_latencies(
         let before = job_posts(kube).len();
         let payload = slack.block_action_payload("U_BOB", &card, "approve");
         let clicked = Instant::now();
-        assert_eq!(
-            signed_post(
-                port,
-                slack,
-                "/slack/interactivity",
-                FakeSlack::interaction_form(&payload)
-            )
-            .await,
-            200
-        );
+        assert_eq!(click(port, slack, &payload).await, 200);
         let deadline = Instant::now() + Duration::from_secs(30);
         let posted = loop {
             if let Some(at) = job_posts(kube).get(before) {
@@ -390,25 +404,7 @@ async fn confirmed_operation(
     button: &str,
 ) -> f64 {
     let form = slack.slash_command_form("U_ADMIN", "C_BENCH", command, args);
-    let ts = Utc::now().timestamp();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
-    let req = hyper::Request::post(format!("http://127.0.0.1:{port}/slack/commands"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", ts.to_string())
-        .header("x-slack-signature", slack.sign(ts, &form))
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(form)))
-        .unwrap();
-    use http_body_util::BodyExt;
-    let body = client
-        .request(req)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
+    let (_, body) = signed_request(port, slack, "/slack/commands", form).await;
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let preview = slack_fake::Message {
         channel: "C_BENCH".into(),
@@ -421,16 +417,7 @@ async fn confirmed_operation(
     };
     let payload = slack.block_action_payload("U_ADMIN", &preview, button);
     let started = Instant::now();
-    assert_eq!(
-        signed_post(
-            port,
-            slack,
-            "/slack/interactivity",
-            FakeSlack::interaction_form(&payload)
-        )
-        .await,
-        200
-    );
+    assert_eq!(click(port, slack, &payload).await, 200);
     loop {
         let update = tokio::time::timeout(Duration::from_secs(120), slack.next_update())
             .await

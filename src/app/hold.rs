@@ -424,7 +424,7 @@ impl App {
             }
             let (outcome, terminated) = match op.kind {
                 Kind::Hold => self.hold_one(&op, index).await,
-                Kind::Resume => (self.resume_one(&op, index).await, Vec::new()),
+                Kind::Resume => self.resume_one(&op, index).await,
             };
             op.items[index].outcome = outcome;
             op.items[index].terminated = terminated;
@@ -522,32 +522,44 @@ impl App {
         (Outcome::Held, terminated)
     }
 
-    async fn resume_one(&self, op: &Operation, index: usize) -> Outcome {
+    async fn resume_one(&self, op: &Operation, index: usize) -> (Outcome, Vec<String>) {
         let item = &op.items[index];
         let now = match self.cluster.cronjob(&item.namespace, &item.name).await {
             Ok(Some(cj)) => cj,
-            Ok(None) => return Outcome::Gone,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Ok(None) => return (Outcome::Gone, Vec::new()),
+            Err(e) => return (Outcome::Failed(e.to_string()), Vec::new()),
         };
-        if now.hold_id.is_none() {
+        let Some(hold_id) = now.hold_id.as_deref() else {
             // Only a resume removes the hold's annotations: this one is done
             // already (an earlier attempt, before a restart).
-            return if item.suspended_before {
+            let outcome = if item.suspended_before {
                 Outcome::LeftSuspended
             } else {
                 Outcome::Resumed
             };
-        }
+            return (outcome, Vec::new());
+        };
+        // What the hold terminated, for the summary's Rerun buttons.
+        let terminated = match self.store.operation(hold_id) {
+            Ok(Some(held)) => held
+                .items
+                .into_iter()
+                .find(|i| i.namespace == item.namespace && i.name == item.name)
+                .map(|i| i.terminated)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let outcome = hold::resume_outcome(item, now.suspended);
         let patch = hold::resume_patch(&outcome);
-        match self
+        let outcome = match self
             .patch_with_retry(&item.namespace, &item.name, &patch)
             .await
         {
             Ok(true) => outcome,
             Ok(false) => Outcome::Gone,
             Err(why) => Outcome::Failed(why),
-        }
+        };
+        (outcome, terminated)
     }
 
     async fn patch_with_retry(

@@ -289,6 +289,45 @@ impl App {
         .await
     }
 
+    /// `rerun_cronjob` (a resume summary's *Rerun* for a Job the hold
+    /// terminated): the reason form for that CronJob; the card goes into the
+    /// summary's thread.
+    pub(crate) async fn on_rerun_cronjob_button(&self, click: &ButtonClick) -> Reply {
+        let Some((namespace, name)) = click.value.as_deref().and_then(|v| v.split_once('/')) else {
+            return Reply::Ephemeral("This button names no CronJob.".into());
+        };
+        if !self.may(&self.reruns.policy.requesters, &click.user).await {
+            return Reply::Ephemeral(
+                self.refuse_requester(&click.user, format!("{namespace}/{name}")),
+            );
+        }
+        let Some(cj) = self.cached_cronjob(namespace, name) else {
+            return Reply::Ephemeral(format!(
+                "CronJob `{namespace}/{name}` no longer exists; nothing to rerun."
+            ));
+        };
+        let Some(at) = &click.message else {
+            return Reply::Ephemeral("This button is not on a message rerun-bot knows.".into());
+        };
+        let target = FormTarget {
+            namespace: cj.namespace.clone(),
+            cronjob: cj.name.clone(),
+            alert: None,
+            channel: at.channel.clone(),
+            thread_ts: Some(at.ts.clone()),
+        };
+        let context = vec!["Its running Job was terminated by a maintenance hold.".to_string()];
+        self.open_form(
+            &click.trigger_id,
+            FormKind::RerunReason,
+            &cj,
+            target,
+            context,
+            FormValues::default(),
+        )
+        .await
+    }
+
     async fn open_form(
         &self,
         trigger_id: &str,

@@ -186,10 +186,30 @@ async fn hold_all_then_resume_restores_every_schedule_exactly() {
     );
     assert!(suspended(&t, "web", "reports"));
 
-    let summary = confirmed(&t, ADMIN, "/resume", "all", "resume_confirm")
-        .await
-        .render();
+    let resumed = confirmed(&t, ADMIN, "/resume", "all", "resume_confirm").await;
+    let summary = resumed.render();
     assert!(summary.contains("4 resumed, 1 left suspended"), "{summary}");
+    assert!(
+        summary.contains(&etl_run),
+        "terminated Jobs are listed: {summary}"
+    );
+    // One click asks for a rerun of what the hold stopped (the normal four-eyes flow).
+    assert_eq!(resumed.buttons(), ["rerun_cronjob"]);
+    t.click("U_ALICE", &resumed, "rerun_cronjob").await;
+    let view = t.next_view().await;
+    assert_eq!(view["callback_id"], "rerun_reason");
+    t.submit(
+        "U_ALICE",
+        &view,
+        &[(
+            "reason",
+            crate::support::slack::ViewValue::Text("stopped by the hold".into()),
+        )],
+    )
+    .await;
+    let card = t.slack.next_message().await;
+    assert_eq!(card.thread_ts.as_deref(), Some(resumed.ts.as_str()));
+    assert!(card.render().contains("default/etl"), "{}", card.render());
     assert!(summary.contains("at most one catch-up run"), "{summary}");
     for name in ["billing-sync", "etl", "late"] {
         assert!(!suspended(&t, "default", name), "{name}");
@@ -234,6 +254,7 @@ async fn hold_all_then_resume_restores_every_schedule_exactly() {
     let mut expected = cycle[..3].to_vec();
     expected.extend(["hold.extended", "hold.extended"]);
     expected.extend(&cycle[3..]);
+    expected.push("rerun.requested");
     expected.extend(cycle); // the namespace hold and its resume
     assert_eq!(actions, expected);
     t.finish().await;
@@ -389,5 +410,47 @@ async fn a_hold_interrupted_by_a_restart_is_finished_at_start() {
         .await
         .render();
     assert!(summary.contains("3 resumed, 1 left suspended"), "{summary}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_large_hold_shows_progress_and_misses_nothing() {
+    let t = Tester::with_args(&["--admins", ADMIN]).await;
+    for i in 0..120 {
+        t.kube.apply_cronjob(
+            CronJobFixture::new(&format!("bulk-{i:03}"))
+                .namespace("bulk")
+                .build(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = t
+        .command(ADMIN, CHANNEL, "/hold", "ns:bulk --reason \"db move\"")
+        .await;
+    assert!(text(&answer).contains("120 CronJobs will be suspended"));
+    t.click(ADMIN, &preview(&answer, ADMIN), "hold_confirm")
+        .await;
+    let progress = t.slack.next_message().await;
+    assert!(
+        progress.render().contains("0/120 CronJobs done"),
+        "{}",
+        progress.render()
+    );
+    for step in ["50/120", "100/120"] {
+        let update = t.slack.next_update().await;
+        assert!(update.render().contains(step), "{}", update.render());
+    }
+    let summary = t.slack.next_update().await.render();
+    assert!(
+        summary.contains("120 suspended") && summary.contains("db move"),
+        "{summary}"
+    );
+    let held = t
+        .kube
+        .list(Resource::CronJobs, Some("bulk"))
+        .iter()
+        .filter(|c| c["spec"]["suspend"] == true)
+        .count();
+    assert_eq!(held, 120);
     t.finish().await;
 }

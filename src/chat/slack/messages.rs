@@ -797,21 +797,22 @@ pub fn operation(op: &Operation) -> Rendered {
             .map(|r| format!(": {}", escape_cut(r, 500)))
             .unwrap_or_default()
     )];
+    let mut blocks = Vec::new();
     if op.phase != Phase::Done {
         lines.push(format!("⏳ {done}/{total} CronJobs done…"));
     } else {
         let count = |o: &Outcome| op.count(|x| x == o);
+        let held = |before: bool| {
+            op.items
+                .iter()
+                .filter(|i| i.outcome == Outcome::Held && i.suspended_before == before)
+                .count()
+        };
         let mut summary = match op.kind {
             Kind::Hold => format!(
                 "✅ {} suspended, {} already suspended (left alone)",
-                op.items
-                    .iter()
-                    .filter(|i| i.outcome == Outcome::Held && !i.suspended_before)
-                    .count(),
-                op.items
-                    .iter()
-                    .filter(|i| i.outcome == Outcome::Held && i.suspended_before)
-                    .count()
+                held(false),
+                held(true)
             ),
             Kind::Resume => format!(
                 "✅ {} resumed, {} left suspended (suspended before the hold)",
@@ -824,8 +825,13 @@ pub fn operation(op: &Operation) -> Rendered {
             summary.push_str(&format!(", {gone} deleted meanwhile"));
         }
         lines.push(summary + ".");
-        let list = |f: &dyn Fn(&Item) -> Option<String>| -> Vec<String> {
-            op.items.iter().filter_map(f).take(30).collect()
+        let list = |f: &dyn Fn(&Item) -> Option<String>| -> String {
+            op.items
+                .iter()
+                .filter_map(f)
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         let failed = list(&|i| match &i.outcome {
             Outcome::Failed(why) => Some(format!(
@@ -836,65 +842,62 @@ pub fn operation(op: &Operation) -> Rendered {
             _ => None,
         });
         if !failed.is_empty() {
-            lines.push(format!(
-                "❌ *Failed* (not changed; try again):
-{}",
-                failed.join(
-                    "
-"
-                )
-            ));
+            lines.push(format!("❌ *Failed* (not changed; try again):\n{failed}"));
         }
         let by_hand = list(&|i| {
             (i.outcome == Outcome::ChangedByHand).then(|| format!("• {}", code(&i.key(), 300)))
         });
         if !by_hand.is_empty() {
             lines.push(format!(
-                "⚠️ *Unsuspended by someone else during the hold* (left as they are):
-{}",
-                by_hand.join(
-                    "
-"
-                )
+                "⚠️ *Unsuspended by someone else during the hold* (left as they are):\n{by_hand}"
             ));
         }
         let terminated = list(&|i| {
             (!i.terminated.is_empty()).then(|| {
-                format!(
-                    "• {}: {}",
-                    code(&i.key(), 300),
-                    i.terminated
-                        .iter()
-                        .map(|j| code(j, 100))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let jobs: Vec<String> = i.terminated.iter().map(|j| code(j, 100)).collect();
+                format!("• {}: {}", code(&i.key(), 300), jobs.join(", "))
             })
         });
         if !terminated.is_empty() {
-            lines.push(format!(
-                "🛑 *Running Jobs terminated* (`rerun-bot.io/on-hold: terminate`):
-{}",
-                terminated.join(
-                    "
-"
-                )
-            ));
+            let title = match op.kind {
+                Kind::Hold => "🛑 *Running Jobs terminated* (`rerun-bot.io/on-hold: terminate`):",
+                Kind::Resume => {
+                    "🛑 *Jobs the hold terminated* (not recreated; *Rerun* asks for one, with approval):"
+                }
+            };
+            lines.push(format!("{title}\n{terminated}"));
         }
         if op.kind == Kind::Resume {
             lines.push(
-                "A schedule missed during the hold gives at most one catch-up run (Kubernetes semantics). Terminated Jobs are not recreated: use `/rerun <cronjob>` where needed."
+                "A schedule missed during the hold gives at most one catch-up run (Kubernetes semantics)."
                     .into(),
             );
+            // One-click reruns (the normal four-eyes flow) for what the hold stopped.
+            let reruns: Vec<SlackActionBlockElement> = op
+                .items
+                .iter()
+                .filter(|i| !i.terminated.is_empty())
+                .take(25)
+                .map(|i| {
+                    button(
+                        "rerun_cronjob",
+                        &truncate_chars(&format!("Rerun {}", i.name), 75),
+                        &i.key(),
+                        None,
+                    )
+                })
+                .collect();
+            if !reruns.is_empty() {
+                blocks.push(
+                    SlackActionsBlock::new(reruns)
+                        .with_block_id("resume_reruns".into())
+                        .into(),
+                );
+            }
         }
     }
-    let text = truncate_chars(
-        &lines.join(
-            "
-",
-        ),
-        SECTION_TEXT_MAX,
-    );
+    let text = truncate_chars(&lines.join("\n"), SECTION_TEXT_MAX);
+    blocks.insert(0, section(text));
     Rendered {
         text: escape_cut(
             &format!(
@@ -904,7 +907,7 @@ pub fn operation(op: &Operation) -> Rendered {
             ),
             500,
         ),
-        blocks: vec![section(text)],
+        blocks,
     }
 }
 

@@ -350,13 +350,18 @@ async fn apiserver_errors_are_retried_then_reported_never_skipped() {
         500,
         None,
     );
-    let summary = confirmed(&t, ADMIN, "/hold", "all", "hold_confirm")
-        .await
-        .render();
+    // And one is deleted between the preview and the confirm.
+    let answer = t.command(ADMIN, CHANNEL, "/hold", "all").await;
+    t.kube.delete(Resource::CronJobs, "default", "etl");
+    t.click(ADMIN, &preview(&answer, ADMIN), "hold_confirm")
+        .await;
+    t.slack.next_message().await;
+    let summary = t.slack.next_update().await.render();
     assert!(
         summary.contains("Failed") && summary.contains("web/reports"),
         "{summary}"
     );
+    assert!(summary.contains("1 deleted meanwhile"), "{summary}");
     assert!(suspended(&t, "default", "billing-sync"), "retried");
     assert!(!suspended(&t, "web", "reports"));
     t.kube.clear_faults();
@@ -364,7 +369,7 @@ async fn apiserver_errors_are_retried_then_reported_never_skipped() {
     let summary = confirmed(&t, ADMIN, "/resume", "all", "resume_confirm")
         .await
         .render();
-    assert!(summary.contains("2 resumed, 1 left suspended"), "{summary}");
+    assert!(summary.contains("1 resumed, 1 left suspended"), "{summary}");
     assert!(!suspended(&t, "default", "billing-sync"));
     t.finish().await;
 }

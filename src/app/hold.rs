@@ -274,7 +274,11 @@ impl App {
             ResumeTarget::HoldId(id) => {
                 let refs: Vec<&CronJobSnapshot> = all.iter().collect();
                 let items = hold::plan_resume(&refs, Some(id));
-                let admin = items.len() != 1;
+                // A bulk hold needs an admin to resume, however much of it is left.
+                let admin = match self.store.operation(id) {
+                    Ok(Some(held)) => held.target == "all" || held.target.starts_with("ns:"),
+                    _ => items.len() != 1,
+                };
                 (id.clone(), items, admin)
             }
         };
@@ -403,7 +407,11 @@ impl App {
     }
 
     /// Applies every planned item, storing progress after each.
-    pub(crate) async fn apply(&self, mut op: Operation) {
+    pub(crate) async fn apply(self: &Arc<Self>, mut op: Operation) {
+        if op.kind == Kind::Resume {
+            // Also after a restart: the global hold ends before anything is resumed.
+            self.end_global_hold(&op);
+        }
         if op.message.is_none() {
             match self
                 .chat
@@ -422,12 +430,16 @@ impl App {
             if op.items[index].outcome != Outcome::Planned {
                 continue;
             }
-            let (outcome, terminated) = match op.kind {
+            let (outcome, terminated, suspended_before) = match op.kind {
                 Kind::Hold => self.hold_one(&op, index).await,
-                Kind::Resume => self.resume_one(&op, index).await,
+                Kind::Resume => {
+                    let (outcome, terminated) = self.resume_one(&op, index).await;
+                    (outcome, terminated, op.items[index].suspended_before)
+                }
             };
             op.items[index].outcome = outcome;
             op.items[index].terminated = terminated;
+            op.items[index].suspended_before = suspended_before;
             let done = index + 1;
             if done % SAVE_EVERY == 0 {
                 stored = self.save_op(stored, |o| *o = op.clone());
@@ -467,6 +479,14 @@ impl App {
             }),
         );
         tracing::info!(op = %op.id, kind, items = op.items.len(), failed = failed.len(), "hold operation done");
+        if op.kind == Kind::Hold && op.target == "all" {
+            // What appeared or was unsuspended while the hold was applied.
+            if let Ok(current) = self.cluster.list_cronjobs().await {
+                for cj in &current {
+                    self.enforce_global_hold(cj);
+                }
+            }
+        }
         self.show_op(&op).await;
     }
 
@@ -493,9 +513,50 @@ impl App {
         }
     }
 
-    async fn hold_one(&self, op: &Operation, index: usize) -> (Outcome, Vec<String>) {
+    /// Holds one CronJob as it is now (the preview may be minutes old):
+    /// returns its outcome, the Jobs terminated, and whether it was
+    /// suspended before.
+    async fn hold_one(&self, op: &Operation, index: usize) -> (Outcome, Vec<String>, bool) {
         let item = &op.items[index];
-        let patch = hold::hold_patch(&op.id, &op.by, op.at, item.suspended_before);
+        let now = match self.cluster.cronjob(&item.namespace, &item.name).await {
+            Ok(Some(cj)) => cj,
+            Ok(None) => return (Outcome::Gone, Vec::new(), item.suspended_before),
+            Err(e) => {
+                return (
+                    Outcome::Failed(e.to_string()),
+                    Vec::new(),
+                    item.suspended_before,
+                );
+            }
+        };
+        match now.hold_id.as_deref() {
+            Some(id) if id != op.id => {
+                return (
+                    Outcome::Failed(format!("held meanwhile by `{id}`; left to that hold")),
+                    Vec::new(),
+                    item.suspended_before,
+                );
+            }
+            // Ours already (an earlier attempt before a restart): keep what it recorded.
+            Some(_) => {}
+            None => {}
+        }
+        let suspended_before = match (&now.hold_id, now.suspended_before_hold) {
+            (Some(_), Some(before)) => before,
+            _ => now.suspended,
+        };
+        let (outcome, terminated) = self.hold_now(op, index, suspended_before).await;
+        (outcome, terminated, suspended_before)
+    }
+
+    async fn hold_now(
+        &self,
+        op: &Operation,
+        index: usize,
+        suspended_before: bool,
+    ) -> (Outcome, Vec<String>) {
+        let item = &op.items[index];
+        let patch = hold::hold_patch(&op.id, &op.by, op.at, suspended_before);
         match self
             .patch_with_retry(&item.namespace, &item.name, &patch)
             .await
@@ -589,10 +650,25 @@ impl App {
         let Some(global) = hold::global_hold(&ops) else {
             return;
         };
-        if resume.target == "all" || resume.target == global.id {
-            let mut ended = global.clone();
+        if resume.target != "all" && resume.target != global.id {
+            return;
+        }
+        let mut current = global.clone();
+        loop {
+            let mut ended = current.clone();
             ended.ended = true;
-            let _ = self.store.swap_operation(global, &ended);
+            match self.store.swap_operation(&current, &ended) {
+                Ok(true) => return,
+                // Changed meanwhile (a CronJob joined it): read again and retry.
+                Ok(false) => match self.store.operation(&current.id) {
+                    Ok(Some(op)) => current = op,
+                    _ => return,
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot end the global hold");
+                    return;
+                }
+            }
         }
     }
 
@@ -629,9 +705,15 @@ impl App {
     }
 
     async fn hold_late(&self, global: Operation, cj: CronJobSnapshot, action: hold::Enforce) {
+        // A resume may have ended the hold since the event: check again, last thing.
+        let ops = self.store.operations().unwrap_or_default();
+        if hold::global_hold(&ops).map(|g| &g.id) != Some(&global.id) {
+            return;
+        }
         let patch = match action {
             hold::Enforce::Hold => hold::hold_patch(&global.id, &global.by, Utc::now(), false),
-            hold::Enforce::Resuspend => serde_json::json!({"spec": {"suspend": true}}),
+            // Re-record the hold too, so `/resume` always finds what it must undo.
+            hold::Enforce::Resuspend => hold::hold_patch(&global.id, &global.by, Utc::now(), false),
         };
         let why = match action {
             hold::Enforce::Hold => "appeared (or was released) during the global hold",

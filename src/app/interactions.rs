@@ -23,7 +23,9 @@ impl Interactions for Arc<App> {
                         self.on_request_button(&click).await
                     }
                     "hold" => self.on_hold_button(&click).await,
-                    "rerun_cronjob" => self.on_rerun_cronjob_button(&click).await,
+                    a if a.starts_with("rerun_cronjob") => {
+                        self.on_rerun_cronjob_button(&click).await
+                    }
                     "hold_confirm" | "resume_confirm" | "hold_cancel" => {
                         self.on_confirm(&click).await
                     }

@@ -714,7 +714,6 @@ impl App {
         if let Err(refusal) = transition(&req, &event, now) {
             return self.refuse(&click.user, &req, &event, refusal).await;
         }
-        let mut cronjob = None;
         if matches!(event, Event::Approve { .. }) {
             let cj = match self
                 .cluster
@@ -784,7 +783,6 @@ impl App {
                 );
                 return Reply::Ephemeral(blocker.to_string());
             }
-            cronjob = cj;
         }
         let (before, next) = match self.advance(&req.id, &event, now) {
             Ok(pair) => pair,
@@ -815,7 +813,7 @@ impl App {
                 )
                 .await;
                 let this = self.clone();
-                self.spawn(async move { this.create_rerun_job(next, cronjob).await });
+                self.spawn(async move { this.create_rerun_job(next).await });
             }
             State::Denied => {
                 self.set_alert_status(&next, format!("🚫 Rerun denied by <@{}>.", click.user))
@@ -896,20 +894,19 @@ impl App {
     // ----- acting -----------------------------------------------------------
 
     /// Creates the Job of an approved request (also after a restart).
-    async fn create_rerun_job(&self, req: RerunRequest, cronjob: Option<CronJob>) {
-        let cj = match cronjob {
-            Some(cj) => Some(cj),
-            None => match self
-                .cluster
-                .cronjob_object(&req.namespace, &req.cronjob)
-                .await
-            {
-                Ok(cj) => cj,
-                Err(e) => {
-                    tracing::warn!(error = %e, request = %req.id, "cannot read the CronJob; will retry at the next start");
-                    return;
-                }
-            },
+    async fn create_rerun_job(&self, req: RerunRequest) {
+        // Read the CronJob again, last thing: a hold or an edit may have come
+        // in since the approval (or since before a restart).
+        let cj = match self
+            .cluster
+            .cronjob_object(&req.namespace, &req.cronjob)
+            .await
+        {
+            Ok(cj) => cj,
+            Err(e) => {
+                tracing::warn!(error = %e, request = %req.id, "cannot read the CronJob; will retry at the next start");
+                return;
+            }
         };
         let Some(cj) = cj else {
             return self.abort(&req, "the CronJob was deleted".into()).await;
@@ -919,6 +916,15 @@ impl App {
         {
             return self
                 .abort(&req, format!("the CronJob is on maintenance hold `{hold}`"))
+                .await;
+        }
+        if template_of(&cj) != req.template {
+            return self
+                .abort(
+                    &req,
+                    "the CronJob's job template changed after the approval; please ask again"
+                        .into(),
+                )
                 .await;
         }
         let approved_by = req.approved_by.clone().unwrap_or_default();
@@ -935,7 +941,7 @@ impl App {
             Err(e) => return self.abort(&req, e.to_string()).await,
         };
         let name = job.metadata.name.clone().unwrap_or_default();
-        let created = match self.cluster.create_job(&job).await {
+        let created = match self.create_with_retry(&job, &req).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, request = %req.id, "cannot create the rerun Job");
@@ -978,6 +984,33 @@ impl App {
             format!("🚀 Rerun `{name}` running (approved by <@{approved_by}>)."),
         )
         .await;
+    }
+
+    /// Creates the Job, retrying transient errors; before giving up, looks the
+    /// deterministic name up (a timed-out create may have gone through).
+    async fn create_with_retry(
+        &self,
+        job: &k8s_openapi::api::batch::v1::Job,
+        req: &RerunRequest,
+    ) -> Result<Created, crate::kube::KubeError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.cluster.create_job(job).await {
+                Ok(c) => return Ok(c),
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, request = %req.id, attempt, "creating the rerun Job failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    let name = job.metadata.name.as_deref().unwrap_or_default();
+                    return match self.cluster.job(&req.namespace, name).await {
+                        Ok(Some(_)) => Ok(Created::AlreadyExisted),
+                        _ => Err(e),
+                    };
+                }
+            }
+        }
     }
 
     async fn abort(&self, req: &RerunRequest, why: String) {
@@ -1206,7 +1239,7 @@ impl App {
                 }
                 Ok(None) => {
                     tracing::info!(request = %req.id, "approved rerun has no Job yet; creating it");
-                    self.create_rerun_job(req, None).await;
+                    self.create_rerun_job(req).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, request = %req.id, "cannot look the rerun Job up")

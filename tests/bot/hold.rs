@@ -194,8 +194,8 @@ async fn hold_all_then_resume_restores_every_schedule_exactly() {
         "terminated Jobs are listed: {summary}"
     );
     // One click asks for a rerun of what the hold stopped (the normal four-eyes flow).
-    assert_eq!(resumed.buttons(), ["rerun_cronjob"]);
-    t.click("U_ALICE", &resumed, "rerun_cronjob").await;
+    assert_eq!(resumed.buttons(), ["rerun_cronjob:0"]);
+    t.click("U_ALICE", &resumed, "rerun_cronjob:0").await;
     let view = t.next_view().await;
     assert_eq!(view["callback_id"], "rerun_reason");
     t.submit(
@@ -362,6 +362,12 @@ async fn apiserver_errors_are_retried_then_reported_never_skipped() {
         "{summary}"
     );
     assert!(summary.contains("1 deleted meanwhile"), "{summary}");
+    // The global hold tries the failed one once more, and says it could not.
+    let again = t.slack.next_message().await.render();
+    assert!(
+        again.contains("web/reports") && again.contains("could not suspend"),
+        "{again}"
+    );
     assert!(suspended(&t, "default", "billing-sync"), "retried");
     assert!(!suspended(&t, "web", "reports"));
     t.kube.clear_faults();

@@ -92,10 +92,11 @@ impl Dispatch {
                         "Internal error; it has been logged. Please try again.".into(),
                     )]
                 }
-                Err(_) => vec![(
-                    "reason",
-                    "The bot is slow to answer right now; please submit again.".into(),
-                )],
+                // The work goes on: say so, and do not invite a second request.
+            Err(_) => vec![(
+                "reason",
+                "Still working on it: the approval card will appear in the channel shortly. Close this form; do not submit it again.".into(),
+            )],
             };
         Some(SlackViewSubmissionResponse::Errors(
             SlackViewSubmissionErrorsResponse::new(

@@ -878,9 +878,11 @@ pub fn operation(op: &Operation) -> Rendered {
                 .iter()
                 .filter(|i| !i.terminated.is_empty())
                 .take(25)
-                .map(|i| {
+                .enumerate()
+                // Action ids must be unique within a message: `rerun_cronjob:<n>`.
+                .map(|(n, i)| {
                     button(
-                        "rerun_cronjob",
+                        &format!("rerun_cronjob:{n}"),
                         &truncate_chars(&format!("Rerun {}", i.name), 75),
                         &i.key(),
                         None,
@@ -940,6 +942,40 @@ mod tests {
             "by <@U_BOB> &amp; &lt;!channel&gt; &lt;@bob&gt; &lt;@S1&gt;"
         );
         assert_eq!(escape_keep_mentions("<@U1", 200), "&lt;@U1");
+    }
+
+    #[test]
+    fn resume_summary_buttons_have_unique_action_ids() {
+        let item = |name: &str| Item {
+            namespace: "default".into(),
+            name: name.into(),
+            suspended_before: false,
+            terminate: true,
+            running: vec![],
+            terminated: vec![format!("{name}-1")],
+            outcome: Outcome::Resumed,
+        };
+        let op = Operation {
+            id: "resume-1".into(),
+            kind: Kind::Resume,
+            target: "all".into(),
+            reason: None,
+            by: "U1".into(),
+            at: Utc::now(),
+            channel: "C1".into(),
+            phase: Phase::Done,
+            items: vec![item("a"), item("b")],
+            message: None,
+            ended: false,
+        };
+        let json = serde_json::to_value(operation(&op).blocks).unwrap();
+        let ids: Vec<&str> = json[1]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["rerun_cronjob:0", "rerun_cronjob:1"]);
     }
 
     #[test]

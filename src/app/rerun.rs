@@ -714,75 +714,10 @@ impl App {
         if let Err(refusal) = transition(&req, &event, now) {
             return self.refuse(&click.user, &req, &event, refusal).await;
         }
-        if matches!(event, Event::Approve { .. }) {
-            let cj = match self
-                .cluster
-                .cronjob_object(&req.namespace, &req.cronjob)
-                .await
-            {
-                Ok(cj) => cj,
-                Err(e) => {
-                    return Reply::Ephemeral(format!(
-                        "Cannot read the CronJob right now ({e}); nothing was approved. Try again."
-                    ));
-                }
-            };
-            let policy = cj
-                .as_ref()
-                .and_then(|c| c.spec.as_ref())
-                .and_then(|s| s.concurrency_policy.clone())
-                .unwrap_or_else(|| "Allow".into());
-            let running = if matches!(policy.as_str(), "Forbid" | "Replace") {
-                match self
-                    .cluster
-                    .running_jobs(&req.namespace, &req.cronjob)
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Reply::Ephemeral(format!(
-                            "Cannot check for running Jobs right now ({e}); nothing was approved. Try again."
-                        ));
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            let template = cj.as_ref().map(template_of);
-            let hold = cj.as_ref().and_then(held);
-            let facts = Facts {
-                template: template.as_ref(),
-                concurrency_policy: &policy,
-                running: &running,
-                held: hold.as_deref(),
-            };
-            let mut confirmed = req.clone();
-            confirmed.hold_override = matches!(
-                event,
-                Event::Approve {
-                    hold_override: true,
-                    ..
-                }
-            );
-            if let Some(blocker) = approval_blocker(&confirmed, &facts) {
-                if let request::Blocker::Held { hold } = &blocker
-                    && req.held.as_deref() != Some(hold.as_str())
-                {
-                    // Offer the explicit override on the card.
-                    let mut next = req.clone();
-                    next.held = Some(hold.clone());
-                    if let Ok(true) = self.store.swap_request(&req, &next) {
-                        self.update_card(&next).await;
-                    }
-                }
-                self.audit(
-                    &click.user,
-                    "rerun.refused",
-                    &req,
-                    serde_json::json!({"action": "approve", "why": blocker.to_string()}),
-                );
-                return Reply::Ephemeral(blocker.to_string());
-            }
+        if let Event::Approve { hold_override, .. } = &event
+            && let Err(reply) = self.check_approval(&click.user, &req, *hold_override).await
+        {
+            return reply;
         }
         let (before, next) = match self.advance(&req.id, &event, now) {
             Ok(pair) => pair,
@@ -858,6 +793,81 @@ impl App {
             self.expire(&req.id).await;
         }
         Reply::Ephemeral(text)
+    }
+
+    /// Whether an approval may go ahead: the cluster's facts against the
+    /// core's blockers. A hold met here is offered as *Approve during hold*.
+    async fn check_approval(
+        &self,
+        user: &str,
+        req: &RerunRequest,
+        hold_override: bool,
+    ) -> Result<(), Reply> {
+        let cj = match self
+            .cluster
+            .cronjob_object(&req.namespace, &req.cronjob)
+            .await
+        {
+            Ok(cj) => cj,
+            Err(e) => {
+                return Err(Reply::Ephemeral(format!(
+                    "Cannot read the CronJob right now ({e}); nothing was approved. Try again."
+                )));
+            }
+        };
+        let policy = cj
+            .as_ref()
+            .and_then(|c| c.spec.as_ref())
+            .and_then(|s| s.concurrency_policy.clone())
+            .unwrap_or_else(|| "Allow".into());
+        let running = if matches!(policy.as_str(), "Forbid" | "Replace") {
+            match self
+                .cluster
+                .running_jobs(&req.namespace, &req.cronjob)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(Reply::Ephemeral(format!(
+                        "Cannot check for running Jobs right now ({e}); nothing was approved. Try again."
+                    )));
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let template = cj.as_ref().map(template_of);
+        let hold = cj.as_ref().and_then(held);
+        let facts = Facts {
+            template: template.as_ref(),
+            concurrency_policy: &policy,
+            running: &running,
+            held: hold.as_deref(),
+        };
+        let confirmed = RerunRequest {
+            hold_override,
+            ..req.clone()
+        };
+        if let Some(blocker) = approval_blocker(&confirmed, &facts) {
+            if let request::Blocker::Held { hold } = &blocker
+                && req.held.as_deref() != Some(hold.as_str())
+            {
+                // Offer the explicit override on the card.
+                let mut next = req.clone();
+                next.held = Some(hold.clone());
+                if let Ok(true) = self.store.swap_request(req, &next) {
+                    self.update_card(&next).await;
+                }
+            }
+            self.audit(
+                user,
+                "rerun.refused",
+                req,
+                serde_json::json!({"action": "approve", "why": blocker.to_string()}),
+            );
+            return Err(Reply::Ephemeral(blocker.to_string()));
+        }
+        Ok(())
     }
 
     /// Applies `event` with compare-and-swap, re-reading after a lost race.

@@ -246,7 +246,7 @@ impl App {
                 format!("{}/{}", alert.namespace, alert.cronjob),
             ));
         }
-        let Some(cj) = self.cached_cronjob(&alert.namespace, &alert.cronjob) else {
+        let Some(cj) = self.find_by_name(&alert.namespace, &alert.cronjob).await else {
             return Reply::Ephemeral(format!(
                 "CronJob `{}/{}` no longer exists; nothing to rerun.",
                 alert.namespace, alert.cronjob
@@ -301,7 +301,7 @@ impl App {
                 self.refuse_requester(&click.user, format!("{namespace}/{name}")),
             );
         }
-        let Some(cj) = self.cached_cronjob(namespace, name) else {
+        let Some(cj) = self.find_by_name(namespace, name).await else {
             return Reply::Ephemeral(format!(
                 "CronJob `{namespace}/{name}` no longer exists; nothing to rerun."
             ));
@@ -326,6 +326,15 @@ impl App {
             FormValues::default(),
         )
         .await
+    }
+
+    /// The CronJob from the watch cache, or from the apiserver when the
+    /// watch has not delivered it yet (a CronJob created a moment ago).
+    async fn find_by_name(&self, namespace: &str, name: &str) -> Option<CronJobSnapshot> {
+        match self.cached_cronjob(namespace, name) {
+            Some(cj) => Some(cj),
+            None => self.cluster.cronjob(namespace, name).await.ok().flatten(),
+        }
     }
 
     async fn open_form(

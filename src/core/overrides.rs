@@ -395,10 +395,39 @@ pub fn diff(template: &JobSpec, overrides: &Overrides) -> Result<Diff, OverrideE
         .collect();
     Ok(Diff {
         container: container.name.clone(),
-        args: args_after(container, overrides)
-            .map(|after| (container.args.clone().unwrap_or_default(), after)),
+        args: args_after(container, overrides).map(|after| {
+            (
+                mask_args(&container.args.clone().unwrap_or_default()),
+                mask_args(&after),
+            )
+        }),
         env,
     })
+}
+
+/// Arguments as they may be shown: the value of a secret-looking option is
+/// masked, whether it is joined (`--db-password=x`) or the next argument
+/// (`--token x`).
+pub fn mask_args(args: &[String]) -> Vec<String> {
+    let option_name = |arg: &str| arg.trim_start_matches('-').to_string();
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask_next = false;
+    for arg in args {
+        if mask_next {
+            out.push(MASK.to_string());
+            mask_next = false;
+            continue;
+        }
+        match arg.split_once('=') {
+            Some((key, _)) if looks_secret(&option_name(key)) => out.push(format!("{key}={MASK}")),
+            Some(_) => out.push(arg.clone()),
+            None => {
+                mask_next = arg.starts_with('-') && looks_secret(&option_name(arg));
+                out.push(arg.clone());
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -803,6 +832,42 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn secret_looking_options_are_masked_in_shown_args() {
+        let args: Vec<String> = [
+            "sync",
+            "--date=2024-01-01",
+            "--db-password=hunter2",
+            "--token",
+            "abc",
+            "--verbose",
+            "API_KEY=x",
+            "--monkey=banana",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            mask_args(&args),
+            [
+                "sync",
+                "--date=2024-01-01",
+                &format!("--db-password={MASK}"),
+                "--token",
+                MASK,
+                "--verbose",
+                &format!("API_KEY={MASK}"),
+                "--monkey=banana",
+            ]
+        );
+        let o = Overrides {
+            args: vec!["--api-token=t0ps3cret".into()],
+            ..Overrides::default()
+        };
+        let shown = serde_json::to_string(&diff(&template(), &o).unwrap()).unwrap();
+        assert!(!shown.contains("t0ps3cret"), "{shown}");
     }
 
     #[test]

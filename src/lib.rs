@@ -116,6 +116,7 @@ impl Bot {
         });
         app.spawn(app.clone().run_pending_retry());
         app.spawn(app.clone().run_request_expiry());
+        app.spawn(app.clone().run_hold_timers());
 
         let handler: Arc<dyn Interactions> = Arc::new(app.clone());
         let dispatch = slack::http::Dispatch {

@@ -33,6 +33,8 @@ const PATCH_ATTEMPTS: u32 = 3;
 const PROGRESS_EVERY: usize = 50;
 /// How often its progress is stored.
 const SAVE_EVERY: usize = 10;
+/// How often `--until` deadlines are checked.
+const HOLD_TIMER_TICK: Duration = Duration::from_secs(1);
 
 impl App {
     fn all_cronjobs(&self) -> Vec<CronJobSnapshot> {
@@ -130,6 +132,7 @@ impl App {
             HoldCommand {
                 target,
                 reason: None,
+                until: None,
             },
         )
         .await
@@ -186,6 +189,9 @@ impl App {
             items,
             message: None,
             ended: false,
+            until_secs: hold.until.map(|d| d.as_secs()),
+            resume_at: None,
+            reminded: false,
         };
         if let Err(e) = self.store.insert_operation(&op) {
             tracing::error!(error = %e, "cannot store a hold plan");
@@ -238,6 +244,12 @@ impl App {
             text.push_str(&format!(
                 "\n• their running Jobs are terminated too (owner asked, `rerun-bot.io/on-hold: terminate`):\n{}",
                 terminate.join("\n")
+            ));
+        }
+        if let Some(secs) = op.until_secs {
+            text.push_str(&format!(
+                "\n• resumes by itself {} after you confirm (a reminder comes first)",
+                humantime::format_duration(Duration::from_secs(secs))
             ));
         }
         text.push_str("\nNothing changes until you confirm.");
@@ -310,6 +322,9 @@ impl App {
             items,
             message: None,
             ended: false,
+            until_secs: None,
+            resume_at: None,
+            reminded: false,
         };
         if self.store.insert_operation(&op).is_err() {
             return Reply::Ephemeral(
@@ -374,6 +389,9 @@ impl App {
         } else {
             Phase::Applying
         };
+        next.resume_at = next
+            .until_secs
+            .map(|secs| Utc::now() + chrono::Duration::seconds(secs as i64));
         if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
             return Reply::Ephemeral("This preview was already confirmed or cancelled.".into());
         }
@@ -769,6 +787,94 @@ impl App {
         {
             tracing::warn!(error = %e, "cannot tell the channel about a held CronJob");
         }
+    }
+
+    /// `--until`: reminds the channel before a hold ends, then resumes it.
+    pub(crate) async fn run_hold_timers(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(HOLD_TIMER_TICK).await;
+            let now = Utc::now();
+            for op in self.store.operations().unwrap_or_default() {
+                match hold::timer(&op, now) {
+                    Some(hold::Timer::Remind) => {
+                        let mut next = op.clone();
+                        next.reminded = true;
+                        if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
+                            continue;
+                        }
+                        let text = format!(
+                            "⏰ Hold `{}` ({}) resumes by itself at {} UTC. `/resume {}` ends it now; a new `/hold` keeps CronJobs held.",
+                            op.id,
+                            op.target,
+                            op.resume_at.unwrap_or(now).format("%H:%M:%S"),
+                            op.id
+                        );
+                        self.tell(&op, &text).await;
+                    }
+                    Some(hold::Timer::Resume) => self.auto_resume(op).await,
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// A thread reply under the operation's message (or a channel message).
+    async fn tell(&self, op: &Operation, text: &str) {
+        let (channel, thread) = match &op.message {
+            Some((channel, ts)) => (channel.as_str(), Some(ts.as_str())),
+            None => (op.channel.as_str(), None),
+        };
+        if let Err(e) = self
+            .chat
+            .post(channel, thread, Outgoing::Notice(text))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot post about a hold");
+        }
+    }
+
+    /// The `--until` time has come: resume exactly what the hold holds.
+    async fn auto_resume(self: &Arc<Self>, held: Operation) {
+        let mut next = held.clone();
+        next.resume_at = None; // exactly once
+        if !matches!(self.store.swap_operation(&held, &next), Ok(true)) {
+            return;
+        }
+        let current = match self.cluster.list_cronjobs().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, hold = %held.id, "cannot list CronJobs for an automatic resume");
+                self.tell(&held, &format!("⚠️ Hold `{}` should have resumed now, but the CronJobs could not be listed ({e}). Use `/resume {}`.", held.id, held.id)).await;
+                return;
+            }
+        };
+        let refs: Vec<&CronJobSnapshot> = current.iter().collect();
+        let resume = Operation {
+            id: format!("resume-{}", id_from(super::rerun::new_id())),
+            kind: Kind::Resume,
+            target: held.id.clone(),
+            reason: Some(format!("`--until` of hold `{}`", held.id)),
+            by: held.by.clone(),
+            at: Utc::now(),
+            channel: held.channel.clone(),
+            phase: Phase::Applying,
+            items: hold::plan_resume(&refs, Some(&held.id)),
+            message: None,
+            ended: false,
+            until_secs: None,
+            resume_at: None,
+            reminded: false,
+        };
+        if self.store.insert_operation(&resume).is_err() {
+            return;
+        }
+        self.audit_op(
+            "rerun-bot",
+            "resume.automatic",
+            &resume,
+            serde_json::json!({"hold": held.id}),
+        );
+        self.apply(resume).await;
     }
 
     /// `/hold status`: what is held, by whom, since when, why.

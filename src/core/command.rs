@@ -35,7 +35,7 @@ pub fn usage(kind: CommandKind) -> &'static str {
             "/rerun <cronjob> [-n <namespace>] [--arg <arg>]… [--args \"<args>\"] [--replace-args] [--env KEY=VALUE]… [--container <name>] --reason \"<why>\" [--ticket <ref>] · /rerun history [<cronjob>] · /rerun help"
         }
         CommandKind::Hold => {
-            "/hold all|<cronjob>|ns:<namespace> [-n <namespace>] [--reason \"<why>\"] · /hold status"
+            "/hold all|<cronjob>|ns:<namespace> [-n <namespace>] [--reason \"<why>\"] [--until <duration, e.g. 2h>] · /hold status"
         }
         CommandKind::Resume => "/resume all|<cronjob>|ns:<namespace>|<hold-id> [-n <namespace>]",
         CommandKind::CronJobs => "/cronjobs [<namespace>] [--failed]",
@@ -95,7 +95,12 @@ pub enum Target {
 pub struct HoldCommand {
     pub target: Target,
     pub reason: Option<String>,
+    /// `--until 2h`: resume automatically after this long.
+    pub until: Option<std::time::Duration>,
 }
+
+/// The longest `--until`: a week; longer maintenance is resumed by hand.
+pub const UNTIL_MAX: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeTarget {
@@ -398,6 +403,7 @@ fn target_of(w: &Walker, word: &str, namespace: Option<String>) -> Result<Target
 fn parse_hold(w: &mut Walker) -> Result<Command, CommandError> {
     let mut namespace = None;
     let mut reason = None;
+    let mut until: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
     while let Some(token) = w.tokens.next() {
         let (flag, inline) = split_flag(&token);
@@ -407,17 +413,38 @@ fn parse_hold(w: &mut Walker) -> Result<Command, CommandError> {
                 let v = w.value(flag, inline, false)?;
                 set_once(&mut reason, flag, v, w)?;
             }
+            "--until" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut until, flag, v, w)?;
+            }
             f if f.starts_with('-') && f.len() > 1 => {
-                return Err(w.unknown_flag(f, &["-n", "--namespace", "--reason"]));
+                return Err(w.unknown_flag(f, &["-n", "--namespace", "--reason", "--until"]));
             }
             _ => positional.push(token),
         }
     }
+    let until = match until {
+        None => None,
+        Some(text) => match humantime::parse_duration(&text) {
+            Ok(d) if d.as_secs() >= 1 && d <= UNTIL_MAX => Some(d),
+            Ok(_) => {
+                return Err(w.err(format!(
+                    "`--until {text}`: give at least 1s and at most a week"
+                )));
+            }
+            Err(_) => {
+                return Err(w.err(format!(
+                    "`--until {text}` is not a duration: write it like `90m`, `2h` or `1d`"
+                )));
+            }
+        },
+    };
     match positional.as_slice() {
         [word] if word == "status" => Ok(Command::HoldStatus),
         [word] => Ok(Command::Hold(HoldCommand {
             target: target_of(w, word, namespace)?,
             reason,
+            until,
         })),
         [] => Err(w.err("What should be held? `all`, `ns:<namespace>` or a CronJob name")),
         _ => Err(w.err("One target at a time: `all`, `ns:<namespace>` or a CronJob name")),
@@ -596,14 +623,16 @@ mod tests {
             hold("all --reason \"db upgrade\""),
             Ok(Command::Hold(HoldCommand {
                 target: Target::All,
-                reason: Some("db upgrade".into())
+                reason: Some("db upgrade".into()),
+                until: None,
             }))
         );
         assert_eq!(
             hold("ns:billing"),
             Ok(Command::Hold(HoldCommand {
                 target: Target::Namespace("billing".into()),
-                reason: None
+                reason: None,
+                until: None,
             }))
         );
         assert_eq!(
@@ -613,10 +642,18 @@ mod tests {
                     name: "billing-sync".into(),
                     namespace: Some("prod".into())
                 },
-                reason: None
+                reason: None,
+                until: None,
             }))
         );
         assert_eq!(hold("status"), Ok(Command::HoldStatus));
+        match hold("all --until 90m") {
+            Ok(Command::Hold(h)) => assert_eq!(h.until, Some(std::time::Duration::from_secs(5400))),
+            other => panic!("{other:?}"),
+        }
+        assert!(error("/hold", "all --until soon").contains("not a duration"));
+        assert!(error("/hold", "all --until 30d").contains("at most a week"));
+        assert!(error("/hold", "all --until").contains("needs a value"));
         assert!(error("/hold", "all -n prod").contains("ns:<namespace>"));
         assert!(error("/hold", "ns:Bad_NS").contains("not a valid namespace"));
         assert!(error("/hold", "a b").contains("One target"));

@@ -98,6 +98,41 @@ pub struct Operation {
     /// A hold that a resume has ended (set when the resume is confirmed).
     #[serde(default)]
     pub ended: bool,
+    /// `--until`: how long the hold lasts, in seconds.
+    #[serde(default)]
+    pub until_secs: Option<u64>,
+    /// When the bot resumes it by itself (set when the hold is confirmed;
+    /// cleared when the automatic resume starts).
+    #[serde(default)]
+    pub resume_at: Option<DateTime<Utc>>,
+    /// The channel was reminded of the automatic resume.
+    #[serde(default)]
+    pub reminded: bool,
+}
+
+/// What the hold timer does about a hold at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    Remind,
+    Resume,
+}
+
+/// Reminds a tenth of the hold's length before it ends (at least a second,
+/// at most 10 minutes, never earlier than half-way), then resumes on time.
+pub fn timer(op: &Operation, now: DateTime<Utc>) -> Option<Timer> {
+    if op.kind != Kind::Hold || op.phase != Phase::Done || op.ended {
+        return None;
+    }
+    let at = op.resume_at?;
+    let until = op.until_secs.unwrap_or(0);
+    let lead = chrono::Duration::seconds((until / 10).max(1).min(until / 2).min(600) as i64);
+    if now >= at {
+        Some(Timer::Resume)
+    } else if !op.reminded && now >= at - lead {
+        Some(Timer::Remind)
+    } else {
+        None
+    }
 }
 
 /// The hold of `all` still in force, if any: CronJobs created or unsuspended
@@ -415,6 +450,9 @@ mod tests {
             items: vec![],
             message: None,
             ended,
+            until_secs: None,
+            resume_at: None,
+            reminded: false,
         };
         let ops = [
             op("all", Phase::Done, true),
@@ -439,6 +477,38 @@ mod tests {
         by_hand.hold_id = Some("hold-other".into());
         by_hand.suspended = false;
         assert_eq!(enforce(global, &by_hand), None, "another hold's CronJob");
+    }
+
+    #[test]
+    fn until_reminds_then_resumes_once() {
+        let at = Utc::now();
+        let mut op = Operation {
+            id: "hold-1".into(),
+            kind: Kind::Hold,
+            target: "all".into(),
+            reason: None,
+            by: "U".into(),
+            at,
+            channel: "C".into(),
+            phase: Phase::Done,
+            items: vec![],
+            message: None,
+            ended: false,
+            until_secs: Some(7200),
+            resume_at: Some(at + chrono::Duration::hours(2)),
+            reminded: false,
+        };
+        let m = |min: i64| at + chrono::Duration::minutes(min);
+        assert_eq!(timer(&op, m(100)), None);
+        assert_eq!(timer(&op, m(111)), Some(Timer::Remind), "10 minutes before");
+        op.reminded = true;
+        assert_eq!(timer(&op, m(115)), None);
+        assert_eq!(timer(&op, m(120)), Some(Timer::Resume));
+        op.resume_at = None;
+        assert_eq!(timer(&op, m(130)), None, "once");
+        op.resume_at = Some(m(120));
+        op.ended = true;
+        assert_eq!(timer(&op, m(130)), None, "resumed by hand already");
     }
 
     #[test]

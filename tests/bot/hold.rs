@@ -465,3 +465,60 @@ async fn a_large_hold_shows_progress_and_misses_nothing() {
     assert_eq!(held, 120);
     t.finish().await;
 }
+
+#[tokio::test]
+async fn until_reminds_then_resumes_by_itself() {
+    let t = Tester::with_args(&["--admins", ADMIN, "--audit-token", "tok"]).await;
+    cluster(&t).await;
+    let answer = t
+        .command(
+            ADMIN,
+            CHANNEL,
+            "/hold",
+            "ns:default --until 4s --reason \"short\"",
+        )
+        .await;
+    assert!(
+        text(&answer).contains("resumes by itself 4s after you confirm"),
+        "{}",
+        text(&answer)
+    );
+    t.click(ADMIN, &preview(&answer, ADMIN), "hold_confirm")
+        .await;
+    let progress = t.slack.next_message().await;
+    let summary = t.slack.next_update().await.render();
+    assert!(summary.contains("Resumes by itself"), "{summary}");
+    assert!(suspended(&t, "default", "billing-sync"));
+
+    let reminder = t.slack.next_message().await;
+    assert_eq!(reminder.thread_ts.as_deref(), Some(progress.ts.as_str()));
+    assert!(
+        reminder.render().contains("resumes by itself"),
+        "{}",
+        reminder.render()
+    );
+    assert!(
+        suspended(&t, "default", "billing-sync"),
+        "not before its time"
+    );
+
+    let resumed = t.slack.next_message().await;
+    assert!(
+        resumed.render().contains("Resume hold-"),
+        "{}",
+        resumed.render()
+    );
+    let done = t.slack.next_update().await.render();
+    assert!(done.contains("2 resumed, 1 left suspended"), "{done}");
+    assert!(!suspended(&t, "default", "billing-sync"));
+    assert!(
+        suspended(&t, "default", "paused"),
+        "suspended before: stays"
+    );
+    assert!(!suspended(&t, "web", "reports"), "never held");
+    let trail = rerun_bot::audit_client::fetch(&t.url(""), "tok", Some("1h"), None)
+        .await
+        .unwrap();
+    assert!(trail.iter().any(|e| e.event.action == "resume.automatic"));
+    t.finish().await;
+}

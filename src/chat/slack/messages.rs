@@ -798,6 +798,9 @@ pub fn operation(op: &Operation) -> Rendered {
             .unwrap_or_default()
     )];
     let mut blocks = Vec::new();
+    if let Some(at) = op.resume_at {
+        lines.push(format!("⏰ Resumes by itself {}.", when(at)));
+    }
     if op.phase != Phase::Done {
         lines.push(format!("⏳ {done}/{total} CronJobs done…"));
     } else {
@@ -967,6 +970,9 @@ mod tests {
             items: vec![item("a"), item("b")],
             message: None,
             ended: false,
+            until_secs: None,
+            resume_at: None,
+            reminded: false,
         };
         let json = serde_json::to_value(operation(&op).blocks).unwrap();
         let ids: Vec<&str> = json[1]["elements"]

@@ -38,7 +38,7 @@ pub fn usage(kind: CommandKind) -> &'static str {
             "/hold all|<cronjob>|ns:<namespace> [-n <namespace>] [--reason \"<why>\"] [--until <duration, e.g. 2h>] · /hold status"
         }
         CommandKind::Resume => "/resume all|<cronjob>|ns:<namespace>|<hold-id> [-n <namespace>]",
-        CommandKind::CronJobs => "/cronjobs [<namespace>] [--failed]",
+        CommandKind::CronJobs => "/cronjobs [<namespace>] [--failed] · /cronjobs --held",
     }
 }
 
@@ -482,13 +482,21 @@ fn parse_resume(w: &mut Walker) -> Result<Command, CommandError> {
 fn parse_cronjobs(w: &mut Walker) -> Result<Command, CommandError> {
     let mut namespace = None;
     let mut failed_only = false;
+    let mut held = false;
     while let Some(token) = w.tokens.next() {
         match token.as_str() {
             "--failed" => failed_only = true,
-            f if f.starts_with('-') && f.len() > 1 => return Err(w.unknown_flag(f, &["--failed"])),
+            "--held" => held = true,
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(w.unknown_flag(f, &["--failed", "--held"]));
+            }
             ns if namespace.is_none() && valid_namespace(ns) => namespace = Some(ns.to_string()),
             other => return Err(w.err(format!("`{other}` is not a namespace name"))),
         }
+    }
+    if held {
+        // What is held is `/hold status`, whatever else was asked.
+        return Ok(Command::HoldStatus);
     }
     Ok(Command::CronJobs {
         namespace,
@@ -704,6 +712,7 @@ mod tests {
             })
         );
         assert!(error("/cronjobs", "a b").contains("not a namespace"));
+        assert_eq!(parse("/cronjobs", "--held"), Ok(Command::HoldStatus));
         assert!(error("/cronjobs", "--fialed").contains("Did you mean `--failed`?"));
     }
 

@@ -67,6 +67,10 @@ pub struct Settings {
     /// Log bytes shown in an alert (the end of the log is kept).
     #[arg(long, env = "RERUN_BOT_LOG_BYTES", default_value_t = 2048)]
     pub log_bytes: usize,
+    /// How long an alert waits for the exit code and log tail before it is
+    /// posted without them (they follow by update). `0s`: post at once.
+    #[arg(long, env = "RERUN_BOT_CAPTURE_BUDGET", default_value = "0s")]
+    pub capture_budget: humantime::Duration,
     /// Log output format.
     #[arg(long, env = "RERUN_BOT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

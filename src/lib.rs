@@ -84,6 +84,7 @@ impl Bot {
                 thread_window: settings.thread_window.into(),
                 log_lines: settings.log_lines,
                 log_bytes: settings.log_bytes,
+                capture_budget: settings.capture_budget.into(),
                 pending_retry: Duration::from_secs(30),
             },
             RerunSettings {

@@ -17,8 +17,9 @@ use futures::StreamExt;
 
 use super::App;
 use crate::chat::{ChatError, MessageRef, Outgoing};
+use crate::core::alert::LogTail;
 use crate::core::alert::{self, AlertDecision, Grouping, ThreadState};
-use crate::core::{CronJobSnapshot, FailureAlert, JobSnapshot};
+use crate::core::{ContainerExit, CronJobSnapshot, FailureAlert, JobSnapshot};
 use crate::kube::Watched;
 use crate::metrics::ResourceLabel;
 use crate::store::{AlertRecord, AlertState, AuditEvent};
@@ -167,6 +168,7 @@ impl App {
             state: AlertState::Pending,
             created_at: now,
             status: None,
+            number: 0,
         };
         match self.store.insert_alert_if_absent(&job.uid, &record) {
             Ok(true) => {}
@@ -177,13 +179,28 @@ impl App {
             }
         }
         let decided = started.elapsed();
-        let (exit, log) = self
-            .cluster
-            .failure_details(&job, self.settings.log_lines, self.settings.log_bytes)
-            .await;
+        // Exit code and log tail: waited for up to the capture budget; what
+        // takes longer follows by updating the posted alert.
+        let capture =
+            self.cluster
+                .failure_details(&job, self.settings.log_lines, self.settings.log_bytes);
+        let mut capture = std::pin::pin!(capture);
+        let details = if self.settings.capture_budget.is_zero() {
+            None
+        } else {
+            tokio::time::timeout(self.settings.capture_budget, &mut capture)
+                .await
+                .ok()
+        };
         let captured = started.elapsed();
-        record.alert.exit = exit;
-        record.alert.log = log;
+        let late = details.is_none();
+        match details {
+            Some((exit, log)) => {
+                record.alert.exit = exit;
+                record.alert.log = log;
+            }
+            None => record.alert.log = LogTail::Capturing,
+        }
         if let Err(e) = self.store.put_alert(&job.uid, &record) {
             tracing::warn!(error = %e, "cannot store the alert details");
         }
@@ -198,8 +215,67 @@ impl App {
             capture_ms = (captured - decided).as_millis() as u64,
             store_ms = (stored - captured).as_millis() as u64,
             post_ms = (started.elapsed() - stored).as_millis() as u64,
+            late,
             "alert timings"
         );
+        if late {
+            let (exit, log) = capture.await;
+            self.complete_alert(&job.uid, exit, log).await;
+        }
+    }
+
+    /// Adds the exit code and log tail to an alert posted without them.
+    async fn complete_alert(&self, uid: &str, exit: Option<ContainerExit>, log: LogTail) {
+        let key_lock = match self.store.alert(uid) {
+            Ok(Some(r)) => format!("{}/{}", r.alert.namespace, r.alert.cronjob),
+            _ => return,
+        };
+        // The CronJob's thread lock: the post (and its state) is complete.
+        let lock = self
+            .thread_locks
+            .lock()
+            .expect("thread lock map")
+            .entry(key_lock.clone())
+            .or_default()
+            .clone();
+        let _serialized = lock.lock().await;
+        let Ok(Some(mut record)) = self.store.alert(uid) else {
+            return;
+        };
+        record.alert.exit = exit;
+        record.alert.log = log;
+        if let Err(e) = self.store.put_alert(uid, &record) {
+            tracing::warn!(error = %e, "cannot store the alert details");
+        }
+        let AlertState::Posted { ts, thread_ts } = &record.state else {
+            return; // still pending: the retry posts it with the details
+        };
+        let (reply, failures) = match thread_ts {
+            Some(_) => (true, record.number.max(2)),
+            None => match self.store.thread(&key_lock) {
+                Ok(Some(t)) if t.ts == *ts => (false, t.failures),
+                _ => (false, 1),
+            },
+        };
+        let channel = match (thread_ts, self.store.thread(&key_lock)) {
+            (_, Ok(Some(t))) if t.ts == *ts || thread_ts.as_deref() == Some(t.ts.as_str()) => {
+                t.posted_in
+            }
+            _ => record.channel.clone(),
+        };
+        let at = MessageRef {
+            channel,
+            ts: ts.clone(),
+        };
+        let message = Outgoing::Alert {
+            alert: &record.alert,
+            failures,
+            reply,
+            status: record.status.as_deref(),
+        };
+        if let Err(e) = self.chat.update(&at, message).await {
+            tracing::warn!(error = %e, "cannot add the details to the alert");
+        }
     }
 
     /// Posts a stored pending alert and records where it went. On failure the
@@ -281,6 +357,7 @@ impl App {
             ts: posted.ts.clone(),
             thread_ts: thread_ts.clone(),
         };
+        record.number = thread.failures;
         if let Err(e) = self
             .store
             .put_alert(uid, &record)

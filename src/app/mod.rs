@@ -29,6 +29,8 @@ pub struct AlertSettings {
     pub thread_window: Duration,
     pub log_lines: usize,
     pub log_bytes: usize,
+    /// How long an alert waits for its details before it is posted without them.
+    pub capture_budget: Duration,
     /// How often alerts that could not be posted are tried again.
     pub pending_retry: Duration,
 }

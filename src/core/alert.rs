@@ -48,6 +48,8 @@ pub enum LogTail {
         truncated: bool,
     },
     Unavailable(String),
+    /// Being read: the alert went out first, the details follow by update.
+    Capturing,
 }
 
 impl FailureAlert {

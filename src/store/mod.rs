@@ -41,6 +41,9 @@ pub struct AlertRecord {
     /// What is happening about it (a rerun requested, running, …), shown on the alert.
     #[serde(default)]
     pub status: Option<String>,
+    /// Its number in its thread (1: the thread's first alert), once posted.
+    #[serde(default)]
+    pub number: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

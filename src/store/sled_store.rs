@@ -295,6 +295,7 @@ mod tests {
             state: AlertState::Pending,
             created_at: at,
             status: None,
+            number: 1,
         }
     }
 

@@ -445,3 +445,49 @@ async fn a_burst_of_failures_gives_one_alert_each() {
     assert_eq!(seen.len(), names.len());
     t.finish().await;
 }
+
+#[tokio::test]
+async fn details_follow_by_update_when_posting_at_once() {
+    // The default: post at once, then add the exit code and log tail.
+    let t = Tester::with_args(&["--capture-budget", "0s"]).await;
+    t.kube.apply_cronjob(billing_sync().build());
+    t.fail_job(
+        "billing-sync",
+        Failure::backoff_limit().log("ERROR: relation \"invoices\" does not exist\n"),
+    )
+    .await;
+    let first = t.slack.next_message().await;
+    let text = first.render();
+    assert!(text.contains("BackoffLimitExceeded"), "{text}");
+    assert!(text.contains("Reading the exit code"), "{text}");
+    assert!(first.has_button("rerun"));
+    let full = t.slack.next_update().await;
+    assert_eq!(full.ts, first.ts);
+    let text = full.render();
+    assert!(
+        text.contains("relation \"invoices\" does not exist"),
+        "{text}"
+    );
+    assert!(text.contains("*Exit code*"), "{text}");
+    assert!(!text.contains("Reading the exit code"), "{text}");
+
+    // A repeated failure is completed in its thread the same way.
+    t.fail_job("billing-sync", Failure::oom_killed()).await;
+    let reply = t.slack.next_message().await;
+    assert_eq!(reply.thread_ts.as_deref(), Some(first.ts.as_str()));
+    let mut updates = [t.slack.next_update().await, t.slack.next_update().await];
+    updates.sort_by_key(|u| u.ts != reply.ts);
+    assert_eq!(updates[0].ts, reply.ts);
+    assert!(
+        updates[0].render().contains("137 (OOMKilled)"),
+        "{}",
+        updates[0].render()
+    );
+    assert!(
+        updates[0].render().contains("failed again"),
+        "{}",
+        updates[0].render()
+    );
+    assert_eq!(updates[1].ts, first.ts, "the parent's count");
+    t.finish().await;
+}

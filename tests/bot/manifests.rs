@@ -37,6 +37,7 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_THREAD_WINDOW",
     "RERUN_BOT_LOG_LINES",
     "RERUN_BOT_LOG_BYTES",
+    "RERUN_BOT_CAPTURE_BUDGET",
 ];
 
 /// The whole of what the bot may do in the cluster: read; create Jobs (reruns);

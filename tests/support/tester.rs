@@ -100,6 +100,11 @@ impl Tester {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !self.extra_args.iter().any(|a| a == "--capture-budget") {
+            // Alerts wait for their exit code and log, so tests read whole
+            // alerts; `alerts::details_follow_by_update…` covers the default.
+            args.extend(["--capture-budget".to_string(), "10s".to_string()]);
+        }
         args.extend(self.extra_args.iter().cloned());
         SettingsOnly::try_parse_from(args)
             .expect("test settings parse")

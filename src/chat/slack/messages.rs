@@ -675,6 +675,11 @@ pub fn failure_alert(
                 escape_cut(why, 500)
             )));
         }
+        LogTail::Capturing => {
+            blocks.push(context(
+                "⏳ Reading the exit code and the end of the log…".into(),
+            ));
+        }
         LogTail::NotCaptured => {}
     }
 

@@ -25,7 +25,6 @@ use crate::core::command::{HoldCommand, ResumeCommand, ResumeTarget, Target};
 use crate::core::hold::{self, Kind, Operation, Outcome, Phase};
 use crate::core::policy::Allow;
 use crate::core::request::id_from;
-use crate::store::AuditEvent;
 
 /// Attempts per CronJob patch before it is reported as failed.
 const PATCH_ATTEMPTS: u32 = 3;
@@ -65,15 +64,7 @@ impl App {
                 op.items.iter().map(|i| i.key()).collect::<Vec<_>>().into(),
             );
         }
-        if let Err(e) = self.store.append_audit(&AuditEvent {
-            at: Utc::now(),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            subject: op.target.clone(),
-            detail,
-        }) {
-            tracing::error!(error = %e, action, "cannot write the audit trail");
-        }
+        self.audit_event(actor, action, op.target.clone(), detail);
     }
 
     /// Whether `user` may act on `target`; the refusal text otherwise.

@@ -148,6 +148,30 @@ pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
     })
 }
 
+/// Lists every object of `apis` page by page (500 at a time), reducing each
+/// to its snapshot as it arrives, so no page of full objects outlives its turn.
+async fn for_each_listed<K, T>(
+    apis: Vec<Api<K>>,
+    reduce: fn(&K) -> Option<T>,
+    mut each: impl FnMut(T),
+) -> Result<(), KubeError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for api in apis {
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await?;
+            page.items.iter().filter_map(reduce).for_each(&mut each);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The cluster as the bot sees it: a kube-rs client and the watched namespaces.
 #[derive(Clone)]
 pub struct Cluster {
@@ -223,17 +247,7 @@ impl Cluster {
     /// watch cache, which may lag a moment behind).
     pub async fn list_cronjobs(&self) -> Result<Vec<CronJobSnapshot>, KubeError> {
         let mut out = Vec::new();
-        for api in self.apis::<CronJob>() {
-            let mut params = ListParams::default().limit(500);
-            loop {
-                let page = api.list(&params).await?;
-                out.extend(page.items.iter().filter_map(cronjob_snapshot));
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
-                    None => break,
-                }
-            }
-        }
+        for_each_listed(self.apis::<CronJob>(), cronjob_snapshot, |cj| out.push(cj)).await?;
         Ok(out)
     }
 
@@ -271,23 +285,14 @@ impl Cluster {
         &self,
     ) -> Result<std::collections::HashMap<String, Vec<String>>, KubeError> {
         let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for api in self.apis::<Job>() {
-            let mut params = ListParams::default().limit(500);
-            loop {
-                let page = api.list(&params).await?;
-                for job in page.items.iter().filter_map(job_snapshot) {
-                    if let (Some(cj), true) = (&job.cronjob, job.is_running()) {
-                        out.entry(format!("{}/{cj}", job.namespace))
-                            .or_default()
-                            .push(job.name.clone());
-                    }
-                }
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
-                    None => break,
-                }
+        for_each_listed(self.apis::<Job>(), job_snapshot, |job| {
+            if let (Some(cj), true) = (&job.cronjob, job.is_running()) {
+                out.entry(format!("{}/{cj}", job.namespace))
+                    .or_default()
+                    .push(job.name);
             }
-        }
+        })
+        .await?;
         Ok(out)
     }
 
@@ -304,21 +309,13 @@ impl Cluster {
     ) -> Result<Vec<String>, KubeError> {
         let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
         let mut running = Vec::new();
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api.list(&params).await?;
-            running.extend(
-                page.items
-                    .iter()
-                    .filter_map(job_snapshot)
-                    .filter(|j| j.cronjob.as_deref() == Some(cronjob) && j.is_running())
-                    .map(|j| j.name),
-            );
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => return Ok(running),
+        for_each_listed(vec![api], job_snapshot, |j| {
+            if j.cronjob.as_deref() == Some(cronjob) && j.is_running() {
+                running.push(j.name);
             }
-        }
+        })
+        .await?;
+        Ok(running)
     }
 
     /// Exit code and log tail of the failed Job's failed container, captured

@@ -18,11 +18,7 @@
 //! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
 //! p99 ≤ 50 ms; exactly one Job for 100 concurrent clicks.
 
-#[path = "../tests/support/kube.rs"]
-mod kube_fake;
-#[path = "../tests/support/slack.rs"]
-#[allow(dead_code)]
-mod slack_fake;
+use rerun_sim::{kube as kube_fake, slack as slack_fake};
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};

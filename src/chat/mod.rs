@@ -5,6 +5,7 @@
 //! parses the other. No Slack type crosses this module's boundary.
 
 pub mod slack;
+pub mod teams;
 
 use async_trait::async_trait;
 
@@ -43,7 +44,7 @@ pub enum Outgoing<'a> {
 }
 
 /// The two rerun forms (DESIGN.md "Modals").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FormKind {
     /// `rerun_reason`: reason and ticket only.
     RerunReason,
@@ -69,7 +70,7 @@ impl FormKind {
 }
 
 /// What a person typed into a form (or what it is prefilled with), as text.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FormValues {
     pub reason: String,
     pub ticket: String,
@@ -82,7 +83,7 @@ pub struct FormValues {
 }
 
 /// A form to open for a person.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Form {
     pub kind: FormKind,
     pub namespace: String,

@@ -30,7 +30,6 @@
 //! Delete propagation when the request names no policy follows the apiserver's
 //! defaults: batch/v1 Jobs orphan their pods (the GC strips the ownerReference,
 //! emitting MODIFIED), everything else cascades in the background.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};

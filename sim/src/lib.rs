@@ -1,0 +1,13 @@
+//! Simulated outside systems for rerun-bot: a Kubernetes apiserver, the Slack
+//! Web API (with Socket Mode) and, for Microsoft Teams, the Bot Framework
+//! (OpenID metadata, token endpoint, Connector).
+//!
+//! They are real HTTP servers on loopback with state, spoken to by the real
+//! clients (kube-rs, slack-morphism, the bot's Bot Framework code), and free of
+//! test-only shortcuts: the tests, the benchmark and `rerun-bot demo` share them.
+
+pub mod kube;
+pub mod slack;
+
+pub use kube::{CronJobFixture, Failure, FakeKube, Resource};
+pub use slack::{FakeSlack, Message};

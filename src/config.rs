@@ -13,9 +13,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Slack bot token (`xoxb-…`).
+    /// Slack bot token (`xoxb-…`); Slack is on when it is set.
     #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
-    pub slack_bot_token: String,
+    pub slack_bot_token: Option<String>,
     /// Slack app-level token (`xapp-…`); when set, Socket Mode is used (no public URL needed).
     #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
     pub slack_app_token: Option<String>,
@@ -25,9 +25,43 @@ pub struct Settings {
     /// Slack Web API base URL (GovSlack, proxies, tests).
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
     pub slack_api_url: String,
-    /// Default channel id for alerts (a CronJob's `rerun-bot.io/channel` overrides it).
+    /// Default Slack channel id for alerts (a CronJob's `rerun-bot.io/channel` overrides it).
     #[arg(long, env = "RERUN_BOT_CHANNEL")]
-    pub channel: String,
+    pub channel: Option<String>,
+    /// The bot's Entra app id (Microsoft Teams); Teams is on when it is set.
+    #[arg(long, env = "TEAMS_APP_ID")]
+    pub teams_app_id: Option<String>,
+    /// The Entra app's client secret.
+    #[arg(long, env = "TEAMS_APP_PASSWORD", hide_env_values = true)]
+    pub teams_app_password: Option<String>,
+    /// The Entra tenant the bot is registered in (single-tenant token authority).
+    #[arg(long, env = "TEAMS_TENANT_ID")]
+    pub teams_tenant_id: Option<String>,
+    /// Default Teams channel id for alerts (`19:…@thread.tacv2`; a CronJob's
+    /// `rerun-bot.io/teams-channel` overrides it).
+    #[arg(long, env = "TEAMS_CHANNEL")]
+    pub teams_channel: Option<String>,
+    /// Bot Connector base URL until a team's activity names its own (then that is stored).
+    #[arg(
+        long,
+        env = "TEAMS_SERVICE_URL",
+        default_value = "https://smba.trafficmanager.net/teams/"
+    )]
+    pub teams_service_url: String,
+    /// Entra login host for the bot's tokens (sovereign clouds, tests).
+    #[arg(
+        long,
+        env = "TEAMS_LOGIN_URL",
+        default_value = "https://login.microsoftonline.com"
+    )]
+    pub teams_login_url: String,
+    /// Bot Framework OpenID metadata: names the keys inbound activities are signed with.
+    #[arg(
+        long,
+        env = "TEAMS_OPENID_METADATA_URL",
+        default_value = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    )]
+    pub teams_openid_metadata_url: String,
     /// Namespaces to watch, comma-separated; empty: all.
     #[arg(long, env = "RERUN_BOT_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
@@ -79,6 +113,33 @@ pub struct Settings {
 impl Settings {
     /// Checks what clap cannot: combinations.
     pub fn validate(&self) -> Result<(), String> {
+        if self.slack().is_none() && self.teams().is_none() {
+            return Err("no chat platform: set SLACK_BOT_TOKEN (Slack) or TEAMS_APP_ID (Microsoft Teams), or both".into());
+        }
+        if self.teams().is_some() {
+            let missing: Vec<&str> = [
+                ("TEAMS_APP_PASSWORD", &self.teams_app_password),
+                ("TEAMS_TENANT_ID", &self.teams_tenant_id),
+                ("TEAMS_CHANNEL", &self.teams_channel),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_none_or(|v| v.trim().is_empty()))
+            .map(|(name, _)| name)
+            .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "Teams is on (TEAMS_APP_ID is set) but {} {} not set; README \"Teams setup\" says where each comes from",
+                    missing.join(", "),
+                    if missing.len() == 1 { "is" } else { "are" }
+                ));
+            }
+        }
+        if self.log_lines == 0 || self.log_bytes < 64 {
+            return Err("RERUN_BOT_LOG_LINES must be ≥ 1 and RERUN_BOT_LOG_BYTES ≥ 64".into());
+        }
+        if self.slack().is_none() {
+            return Ok(());
+        }
         if self.slack_app_token.is_none()
             && self
                 .slack_signing_secret
@@ -90,12 +151,23 @@ impl Settings {
                 "set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)".into(),
             );
         }
-        if self.channel.trim().is_empty() {
-            return Err("RERUN_BOT_CHANNEL is empty".into());
-        }
-        if self.log_lines == 0 || self.log_bytes < 64 {
-            return Err("RERUN_BOT_LOG_LINES must be ≥ 1 and RERUN_BOT_LOG_BYTES ≥ 64".into());
+        if self.channel.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            return Err("Slack is on (SLACK_BOT_TOKEN is set) but RERUN_BOT_CHANNEL is not: set it to the alert channel's id (C…)".into());
         }
         Ok(())
+    }
+
+    /// The Slack bot token, when Slack is on.
+    pub fn slack(&self) -> Option<&str> {
+        self.slack_bot_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+    }
+
+    /// The Teams app id, when Teams is on.
+    pub fn teams(&self) -> Option<&str> {
+        self.teams_app_id
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
     }
 }

@@ -20,9 +20,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{AlertSettings, App, RerunSettings};
+use crate::app::{AlertSettings, App, Destination, RerunSettings};
 use crate::chat::slack::{self, SlackChat};
-use crate::chat::{Chat, Interactions};
+use crate::chat::teams::{self, TeamsChat, TeamsSettings};
+use crate::chat::{Chat, Chats, Interactions, Platform};
 use crate::config::Settings;
 use crate::core::policy::Policy;
 use crate::kube::Cluster;
@@ -39,6 +40,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("cannot set up the Slack client: {0}")]
     Slack(String),
+    #[error("cannot set up the Teams client: {0}")]
+    Teams(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -61,13 +64,52 @@ impl Bot {
 
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir)?);
         let metrics = Arc::new(Metrics::default());
-        let (client, _) =
-            slack::client(&settings.slack_api_url).map_err(|e| StartError::Slack(e.to_string()))?;
-        let chat: Arc<dyn Chat> = Arc::new(SlackChat::new(
-            client.clone(),
-            &settings.slack_bot_token,
-            metrics.clone(),
-        ));
+        let mut chats = Chats::default();
+        let mut destinations = Vec::new();
+        let slack_client = match settings.slack() {
+            Some(token) => {
+                let (client, _) = slack::client(&settings.slack_api_url)
+                    .map_err(|e| StartError::Slack(e.to_string()))?;
+                chats.slack = Some(Arc::new(SlackChat::new(
+                    client.clone(),
+                    token,
+                    metrics.clone(),
+                )));
+                destinations.push(Destination {
+                    platform: Platform::Slack,
+                    default_channel: settings.channel.clone().unwrap_or_default(),
+                });
+                Some(client)
+            }
+            None => None,
+        };
+        let teams = match settings.teams() {
+            Some(app_id) => {
+                let teams = Arc::new(
+                    TeamsChat::new(
+                        TeamsSettings {
+                            app_id: app_id.to_string(),
+                            app_password: settings.teams_app_password.clone().unwrap_or_default(),
+                            tenant_id: settings.teams_tenant_id.clone().unwrap_or_default(),
+                            service_url: settings.teams_service_url.clone(),
+                            login_url: settings.teams_login_url.clone(),
+                            openid_metadata_url: settings.teams_openid_metadata_url.clone(),
+                            default_channel: settings.teams_channel.clone().unwrap_or_default(),
+                        },
+                        metrics.clone(),
+                    )
+                    .map_err(StartError::Teams)?,
+                );
+                chats.teams = Some(teams.clone());
+                destinations.push(Destination {
+                    platform: Platform::Teams,
+                    default_channel: settings.teams_channel.clone().unwrap_or_default(),
+                });
+                Some(teams)
+            }
+            None => None,
+        };
+        let chat: Arc<dyn Chat> = Arc::new(chats);
         let cluster = Cluster::new(
             kube,
             settings
@@ -79,7 +121,7 @@ impl Bot {
         );
         let app = App::new(
             AlertSettings {
-                default_channel: settings.channel.clone(),
+                destinations,
                 lookback: settings.lookback.into(),
                 thread_window: settings.thread_window.into(),
                 log_lines: settings.log_lines,
@@ -120,23 +162,32 @@ impl Bot {
         app.spawn(app.clone().run_hold_timers());
 
         let handler: Arc<dyn Interactions> = Arc::new(app.clone());
-        let dispatch = slack::http::Dispatch {
-            handler: handler.clone(),
-            chat: chat.clone(),
-        };
-        let socket = match &settings.slack_app_token {
-            Some(token) => Some(
-                slack::socket::SocketMode::start(client, token, dispatch)
-                    .await
-                    .map_err(StartError::Slack)?,
-            ),
-            None => None,
-        };
-        let slack_routes = settings
-            .slack_signing_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|secret| slack::http::router(secret, handler, chat));
+        let mut chat_routes = axum::Router::new();
+        let mut socket = None;
+        if let Some(client) = slack_client {
+            let dispatch = slack::http::Dispatch {
+                handler: handler.clone(),
+                chat: chat.clone(),
+            };
+            if let Some(token) = &settings.slack_app_token {
+                socket = Some(
+                    slack::socket::SocketMode::start(client, token, dispatch)
+                        .await
+                        .map_err(StartError::Slack)?,
+                );
+            }
+            if let Some(secret) = settings
+                .slack_signing_secret
+                .as_deref()
+                .filter(|s| !s.is_empty())
+            {
+                chat_routes =
+                    chat_routes.merge(slack::http::router(secret, handler.clone(), chat.clone()));
+            }
+        }
+        if let Some(teams) = teams {
+            chat_routes = chat_routes.merge(teams::http::router(teams, handler.clone()));
+        }
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -155,7 +206,7 @@ impl Bot {
                 store: store.clone(),
                 token: token.to_string(),
             });
-        let router = http::router(app.clone(), slack_routes, audit);
+        let router = http::router(app.clone(), chat_routes, audit);
         let stop = app.cancelled();
         app.spawn(async move {
             if let Err(e) = axum::serve(listener, router)

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub alerts_pending: Gauge,
     pub watch_restarts: Family<ResourceLabel, Counter>,
     pub slack_api_errors: Family<MethodLabel, Counter>,
+    pub teams_api_errors: Family<MethodLabel, Counter>,
+    pub teams_auth_rejected: Counter,
 }
 
 impl Default for Metrics {
@@ -31,6 +33,8 @@ impl Default for Metrics {
         let alerts_pending = Gauge::default();
         let watch_restarts = Family::<ResourceLabel, Counter>::default();
         let slack_api_errors = Family::<MethodLabel, Counter>::default();
+        let teams_api_errors = Family::<MethodLabel, Counter>::default();
+        let teams_auth_rejected = Counter::default();
         registry.register(
             "alerts_posted",
             "Failure alerts posted to chat",
@@ -51,8 +55,20 @@ impl Default for Metrics {
             "Failed Slack Web API attempts (rate limits and retries included)",
             slack_api_errors.clone(),
         );
+        registry.register(
+            "teams_api_errors",
+            "Failed Bot Connector attempts (rate limits and retries included)",
+            teams_api_errors.clone(),
+        );
+        registry.register(
+            "teams_auth_rejected",
+            "Requests to /api/messages refused for their token",
+            teams_auth_rejected.clone(),
+        );
         Metrics {
             registry,
+            teams_api_errors,
+            teams_auth_rejected,
             alerts_posted,
             alerts_pending,
             watch_restarts,

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 
-use super::App;
-use crate::chat::{ChatError, MessageRef, Outgoing};
+use super::{App, BOT_ACTOR, Destination};
+use crate::chat::{ChatError, MessageRef, Outgoing, Platform};
 use crate::core::alert::LogTail;
 use crate::core::alert::{self, AlertDecision, Grouping, ThreadState};
 use crate::core::{ContainerExit, CronJobSnapshot, FailureAlert, JobSnapshot};
 use crate::kube::Watched;
 use crate::metrics::ResourceLabel;
-use crate::store::{AlertRecord, AlertState, AuditEvent};
+use crate::store::{AlertRecord, AlertState, AuditEvent, alert_key, thread_key};
 
 fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -111,13 +111,20 @@ impl App {
         if job.failed.is_none() || job.cronjob.is_none() {
             return;
         }
-        match self.store.alert(&job.uid) {
-            Ok(Some(_)) => return,
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, job = %job.key(), "store unreadable; alert skipped for now");
-                return;
+        // One record per platform; done when every platform has its own.
+        let mut missing = false;
+        for d in &self.settings.destinations {
+            match self.store.alert(&alert_key(d.platform, &job.uid)) {
+                Ok(Some(_)) => {}
+                Ok(None) => missing = true,
+                Err(e) => {
+                    tracing::error!(error = %e, job = %job.key(), "store unreadable; alert skipped for now");
+                    return;
+                }
             }
+        }
+        if !missing {
+            return;
         }
         if !self
             .in_flight
@@ -162,21 +169,30 @@ impl App {
             return;
         }
         let Some(failed) = &job.failed else { return };
-        let mut record = AlertRecord {
-            alert: FailureAlert::new(&job, failed, cronjob.as_ref(), now),
-            channel: channel_for(cronjob.as_ref(), &self.settings.default_channel),
-            state: AlertState::Pending,
-            created_at: now,
-            status: None,
-            number: 0,
-        };
-        match self.store.insert_alert_if_absent(&job.uid, &record) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::error!(error = %e, job = %job.key(), "cannot record the alert; not posting it");
-                return;
+        let alert = FailureAlert::new(&job, failed, cronjob.as_ref(), now);
+        // One record per platform, each claimed by its own compare-and-swap.
+        let mut records = Vec::new();
+        for d in &self.settings.destinations {
+            let key = alert_key(d.platform, &job.uid);
+            let record = AlertRecord {
+                alert: alert.clone(),
+                channel: channel_for(cronjob.as_ref(), d),
+                state: AlertState::Pending,
+                created_at: now,
+                status: None,
+                number: 0,
+                platform: d.platform,
+            };
+            match self.store.insert_alert_if_absent(&key, &record) {
+                Ok(true) => records.push((key, record)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, job = %job.key(), "cannot record the alert; not posting it");
+                }
             }
+        }
+        if records.is_empty() {
+            return;
         }
         let decided = started.elapsed();
         // Exit code and log tail: waited for up to the capture budget; what
@@ -194,21 +210,29 @@ impl App {
         };
         let captured = started.elapsed();
         let late = details.is_none();
-        match details {
-            Some((exit, log)) => {
-                record.alert.exit = exit;
-                record.alert.log = log;
+        for (key, record) in &mut records {
+            match &details {
+                Some((exit, log)) => {
+                    record.alert.exit = exit.clone();
+                    record.alert.log = log.clone();
+                }
+                None => record.alert.log = LogTail::Capturing,
             }
-            None => record.alert.log = LogTail::Capturing,
-        }
-        if let Err(e) = self.store.put_alert(&job.uid, &record) {
-            tracing::warn!(error = %e, "cannot store the alert details");
+            if let Err(e) = self.store.put_alert(key, record) {
+                tracing::warn!(error = %e, "cannot store the alert details");
+            }
         }
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
         }
         let stored = started.elapsed();
-        self.post_alert(&job.uid, record).await;
+        let keys: Vec<String> = records.iter().map(|(k, _)| k.clone()).collect();
+        futures::future::join_all(
+            records
+                .into_iter()
+                .map(|(key, record)| async move { self.post_alert(&key, record).await }),
+        )
+        .await;
         tracing::debug!(
             job = %job.key(),
             decide_ms = decided.as_millis() as u64,
@@ -220,52 +244,32 @@ impl App {
         );
         if late {
             let (exit, log) = capture.await;
-            self.complete_alert(&job.uid, exit, log).await;
+            for key in &keys {
+                self.complete_alert(key, exit.clone(), log.clone()).await;
+            }
         }
     }
 
     /// Adds the exit code and log tail to an alert posted without them.
-    async fn complete_alert(&self, uid: &str, exit: Option<ContainerExit>, log: LogTail) {
-        let key_lock = match self.store.alert(uid) {
-            Ok(Some(r)) => format!("{}/{}", r.alert.namespace, r.alert.cronjob),
+    async fn complete_alert(&self, key: &str, exit: Option<ContainerExit>, log: LogTail) {
+        let lock_key = match self.store.alert(key) {
+            Ok(Some(r)) => record_thread_key(&r),
             _ => return,
         };
         // The CronJob's thread lock: the post (and its state) is complete.
-        let lock = self
-            .thread_locks
-            .lock()
-            .expect("thread lock map")
-            .entry(key_lock.clone())
-            .or_default()
-            .clone();
+        let lock = self.thread_lock(&lock_key);
         let _serialized = lock.lock().await;
-        let Ok(Some(mut record)) = self.store.alert(uid) else {
+        let Ok(Some(mut record)) = self.store.alert(key) else {
             return;
         };
         record.alert.exit = exit;
         record.alert.log = log;
-        if let Err(e) = self.store.put_alert(uid, &record) {
+        if let Err(e) = self.store.put_alert(key, &record) {
             tracing::warn!(error = %e, "cannot store the alert details");
         }
-        let AlertState::Posted { ts, thread_ts } = &record.state else {
-            return; // still pending: the retry posts it with the details
-        };
-        let (reply, failures) = match thread_ts {
-            Some(_) => (true, record.number.max(2)),
-            None => match self.store.thread(&key_lock) {
-                Ok(Some(t)) if t.ts == *ts => (false, t.failures),
-                _ => (false, 1),
-            },
-        };
-        let channel = match (thread_ts, self.store.thread(&key_lock)) {
-            (_, Ok(Some(t))) if t.ts == *ts || thread_ts.as_deref() == Some(t.ts.as_str()) => {
-                t.posted_in
-            }
-            _ => record.channel.clone(),
-        };
-        let at = MessageRef {
-            channel,
-            ts: ts.clone(),
+        // Still pending: the retry posts it with the details.
+        let Some((at, failures, reply)) = self.posted_alert(&record) else {
+            return;
         };
         let message = Outgoing::Alert {
             alert: &record.alert,
@@ -278,17 +282,55 @@ impl App {
         }
     }
 
+    /// Where a posted alert is, the failure count it shows, and whether it is
+    /// a reply in a thread; `None` while it is pending.
+    pub(crate) fn posted_alert(&self, record: &AlertRecord) -> Option<(MessageRef, u32, bool)> {
+        let AlertState::Posted {
+            ts,
+            thread_ts,
+            channel,
+        } = &record.state
+        else {
+            return None;
+        };
+        let thread = self.store.thread(&record_thread_key(record)).ok().flatten();
+        let (reply, failures) = match (thread_ts, &thread) {
+            (Some(_), _) => (true, record.number.max(2)),
+            (None, Some(t)) if t.ts == *ts => (false, t.failures),
+            (None, _) => (false, 1),
+        };
+        let channel = channel
+            .clone()
+            .or_else(|| {
+                thread
+                    .filter(|t| t.ts == *ts || thread_ts.as_deref() == Some(t.ts.as_str()))
+                    .map(|t| t.posted_in)
+            })
+            .unwrap_or_else(|| record.channel.clone());
+        Some((
+            MessageRef {
+                channel,
+                ts: ts.clone(),
+            },
+            failures,
+            reply,
+        ))
+    }
+
+    fn thread_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.thread_locks
+            .lock()
+            .expect("thread lock map")
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Posts a stored pending alert and records where it went. On failure the
     /// alert stays pending for the retry loop.
     async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
-        let key = format!("{}/{}", record.alert.namespace, record.alert.cronjob);
-        let lock = self
-            .thread_locks
-            .lock()
-            .expect("thread lock map")
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let key = record_thread_key(&record);
+        let lock = self.thread_lock(&key);
         let _serialized = lock.lock().await;
 
         let now = Utc::now();
@@ -356,6 +398,7 @@ impl App {
         record.state = AlertState::Posted {
             ts: posted.ts.clone(),
             thread_ts: thread_ts.clone(),
+            channel: Some(posted.channel.clone()),
         };
         record.number = thread.failures;
         if let Err(e) = self
@@ -367,12 +410,14 @@ impl App {
         }
         let _ = self.store.append_audit(&AuditEvent {
             at: now,
-            actor: "rerun-bot".into(),
+            actor: BOT_ACTOR.into(),
             action: "alert.posted".into(),
-            subject: key.clone(),
+            subject: format!("{}/{}", record.alert.namespace, record.alert.cronjob),
+            platform: None,
             detail: serde_json::json!({
+                "platform": record.platform,
                 "job": record.alert.job,
-                "job_uid": uid,
+                "job_uid": record.alert.job_uid,
                 "reason": record.alert.reason,
                 "channel": posted.channel,
                 "ts": posted.ts,
@@ -399,14 +444,11 @@ impl App {
             reply: false,
             status: record.status.as_deref(),
         };
+        let default = self.default_channel(record.platform);
         match self.chat.post(&record.channel, None, message.clone()).await {
-            Err(ChatError::ChannelUnavailable(why))
-                if record.channel != self.settings.default_channel =>
-            {
+            Err(ChatError::ChannelUnavailable(why)) if record.channel != default => {
                 tracing::warn!(channel = %record.channel, %why, "cannot post to the CronJob's channel; using the default channel");
-                self.chat
-                    .post(&self.settings.default_channel, None, message)
-                    .await
+                self.chat.post(default, None, message).await
             }
             other => other,
         }
@@ -462,8 +504,20 @@ impl App {
     }
 }
 
-fn channel_for(cronjob: Option<&CronJobSnapshot>, default: &str) -> String {
+/// The CronJob's channel annotation for the destination's platform, else its default.
+fn channel_for(cronjob: Option<&CronJobSnapshot>, to: &Destination) -> String {
     cronjob
-        .and_then(|c| c.channel.clone())
-        .unwrap_or_else(|| default.to_string())
+        .and_then(|c| match to.platform {
+            Platform::Slack => c.channel.clone(),
+            Platform::Teams => c.teams_channel.clone(),
+        })
+        .unwrap_or_else(|| to.default_channel.clone())
+}
+
+fn record_thread_key(record: &AlertRecord) -> String {
+    thread_key(
+        record.platform,
+        &record.alert.namespace,
+        &record.alert.cronjob,
+    )
 }

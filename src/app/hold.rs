@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::App;
+use super::{App, BOT_ACTOR};
 use crate::chat::{ButtonClick, Confirm, MessageRef, Outgoing, Reply, SlashCommand};
 use crate::core::CronJobSnapshot;
 use crate::core::command::{HoldCommand, ResumeCommand, ResumeTarget, Target};
@@ -101,11 +101,7 @@ impl App {
 
     /// The alert's *Hold* button: a hold of that CronJob, previewed the same way.
     pub(crate) async fn on_hold_button(&self, click: &ButtonClick) -> Reply {
-        let Some(record) = click
-            .value
-            .as_deref()
-            .and_then(|uid| self.store.alert(uid).ok().flatten())
-        else {
+        let Some(record) = self.clicked_alert(click) else {
             return Reply::Ephemeral("This alert is no longer known to rerun-bot.".into());
         };
         let channel = click
@@ -474,7 +470,7 @@ impl App {
             .map(|i| i.key())
             .collect();
         self.audit_op(
-            "rerun-bot",
+            BOT_ACTOR,
             &format!("{kind}.applied"),
             &op,
             serde_json::json!({
@@ -765,7 +761,7 @@ impl App {
             }
         }
         self.audit_event(
-            "rerun-bot",
+            BOT_ACTOR,
             "hold.extended",
             cj.key(),
             serde_json::json!({"operation": global.id, "why": why}),
@@ -860,7 +856,7 @@ impl App {
             return;
         }
         self.audit_op(
-            "rerun-bot",
+            BOT_ACTOR,
             "resume.automatic",
             &resume,
             serde_json::json!({"hold": held.id}),

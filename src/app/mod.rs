@@ -14,17 +14,29 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::chat::Chat;
+use crate::chat::{Chat, Platform};
 use crate::core::CronJobSnapshot;
 use crate::core::policy::Policy;
 use crate::kube::Cluster;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// The actor of the bot's own audit records.
+pub(crate) const BOT_ACTOR: &str = "rerun-bot";
+
+/// Where alerts go on one platform.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub platform: Platform,
+    /// The default channel (a CronJob's annotation overrides it).
+    pub default_channel: String,
+}
+
 /// What the alerting needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
-    pub default_channel: String,
+    /// Every alert goes to each of these (one per configured platform).
+    pub destinations: Vec<Destination>,
     pub lookback: Duration,
     pub thread_window: Duration,
     pub log_lines: usize,
@@ -122,6 +134,17 @@ impl App {
 
     pub(crate) fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
         self.shutdown.clone().cancelled_owned()
+    }
+
+    /// The default alert channel on `platform` (the first platform's when it is off).
+    pub(crate) fn default_channel(&self, platform: Platform) -> &str {
+        self.settings
+            .destinations
+            .iter()
+            .find(|d| d.platform == platform)
+            .or(self.settings.destinations.first())
+            .map(|d| d.default_channel.as_str())
+            .unwrap_or_default()
     }
 
     fn cached_cronjob(&self, namespace: &str, name: &str) -> Option<CronJobSnapshot> {

@@ -24,10 +24,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::CronJob;
 use serde::{Deserialize, Serialize};
 
-use super::App;
+use super::{App, BOT_ACTOR};
 use crate::chat::{
     ButtonClick, ChatError, Form, FormKind, FormSubmission, FormValues, MessageRef, Outgoing,
-    Reply, SlashCommand,
+    Platform, Reply, SlashCommand,
 };
 use crate::core::command::{RerunCommand, edit_distance};
 use crate::core::overrides::{self, Overrides, RerunMeta, parse_env};
@@ -37,7 +37,7 @@ use crate::core::request::{
 };
 use crate::core::{CronJobSnapshot, JobSnapshot};
 use crate::kube::{ANNOTATION_HOLD_ID, Created};
-use crate::store::{AlertState, AuditEvent};
+use crate::store::{AlertRecord, AlertState, AuditEvent, alert_key};
 
 /// How long user-group members are trusted before they are looked up again.
 const GROUP_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -209,6 +209,7 @@ impl App {
             action: action.to_string(),
             subject,
             detail,
+            platform: (actor != BOT_ACTOR).then(|| Platform::of_user(actor)),
         }) {
             tracing::error!(error = %e, action, "cannot write the audit trail");
         }
@@ -232,11 +233,7 @@ impl App {
 
     /// `rerun` / `rerun_with_changes` on an alert: opens the matching form.
     pub(crate) async fn on_rerun_button(&self, click: &ButtonClick, kind: FormKind) -> Reply {
-        let Some(record) = click
-            .value
-            .as_deref()
-            .and_then(|uid| self.store.alert(uid).ok().flatten())
-        else {
+        let Some(record) = self.clicked_alert(click) else {
             return Reply::Ephemeral("This alert is no longer known to rerun-bot.".into());
         };
         let alert = &record.alert;
@@ -253,7 +250,7 @@ impl App {
             ));
         };
         let (channel, thread_ts) = match (&click.message, &record.state) {
-            (Some(m), AlertState::Posted { ts, thread_ts }) => (
+            (Some(m), AlertState::Posted { ts, thread_ts, .. }) => (
                 m.channel.clone(),
                 Some(thread_ts.clone().unwrap_or_else(|| ts.clone())),
             ),
@@ -656,13 +653,13 @@ impl App {
             .await;
         if let Err(ChatError::ChannelUnavailable(why)) = &posted
             && req.thread_ts.is_none()
-            && req.channel != self.settings.default_channel
+            && req.channel != self.default_channel(Platform::of(&req.channel))
         {
             tracing::info!(channel = %req.channel, %why, "cannot post the card there; using the default channel");
             posted = self
                 .chat
                 .post(
-                    &self.settings.default_channel,
+                    self.default_channel(Platform::of(&req.channel)),
                     None,
                     Outgoing::Request(&req),
                 )
@@ -975,7 +972,7 @@ impl App {
             return; // already recorded (the Job watch was faster)
         };
         self.audit(
-            "rerun-bot",
+            BOT_ACTOR,
             "rerun.created",
             &next,
             serde_json::json!({
@@ -1039,7 +1036,7 @@ impl App {
             return;
         };
         self.audit(
-            "rerun-bot",
+            BOT_ACTOR,
             "rerun.aborted",
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "why": why}),
@@ -1105,7 +1102,7 @@ impl App {
             return; // reported already
         };
         self.audit(
-            "rerun-bot",
+            BOT_ACTOR,
             if succeeded { "rerun.succeeded" } else { "rerun.failed" },
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "job": job.name, "note": note}),
@@ -1153,42 +1150,46 @@ impl App {
         }
     }
 
-    /// Shows `status` on the alert the request came from (top-level alerts only).
+    /// Shows `status` on every copy of the alert the request came from
+    /// (top-level alerts only), on every platform.
     async fn set_alert_status(&self, req: &RerunRequest, status: String) {
         let Some(uid) = &req.alert else { return };
-        let Ok(Some(mut record)) = self.store.alert(uid) else {
-            return;
-        };
-        record.status = Some(status);
-        if let Err(e) = self.store.put_alert(uid, &record) {
-            tracing::warn!(error = %e, "cannot store the alert status");
+        for platform in Platform::ALL {
+            let key = alert_key(platform, uid);
+            let Ok(Some(mut record)) = self.store.alert(&key) else {
+                continue;
+            };
+            record.status = Some(status.clone());
+            if let Err(e) = self.store.put_alert(&key, &record) {
+                tracing::warn!(error = %e, "cannot store the alert status");
+            }
+            let Some((at, failures, false)) = self.posted_alert(&record) else {
+                continue;
+            };
+            let message = Outgoing::Alert {
+                alert: &record.alert,
+                failures,
+                reply: false,
+                status: record.status.as_deref(),
+            };
+            if let Err(e) = self.chat.update(&at, message).await {
+                tracing::warn!(error = %e, platform = platform.name(), "cannot update the alert");
+            }
         }
-        let AlertState::Posted {
-            ts,
-            thread_ts: None,
-        } = &record.state
-        else {
-            return;
-        };
-        let key = format!("{}/{}", record.alert.namespace, record.alert.cronjob);
-        let failures = match self.store.thread(&key) {
-            Ok(Some(t)) if t.ts == *ts => t.failures,
-            _ => 1,
-        };
-        let at = MessageRef {
-            // The card went into the alert's thread, so it shares the alert's channel.
-            channel: req.channel.clone(),
-            ts: ts.clone(),
-        };
-        let message = Outgoing::Alert {
-            alert: &record.alert,
-            failures,
-            reply: false,
-            status: record.status.as_deref(),
-        };
-        if let Err(e) = self.chat.update(&at, message).await {
-            tracing::warn!(error = %e, "cannot update the alert");
-        }
+    }
+
+    /// The copy of the alert a button sits on: the one of the platform the
+    /// click came from (a request lives where it was made), else any copy.
+    pub(crate) fn clicked_alert(&self, click: &ButtonClick) -> Option<AlertRecord> {
+        let uid = click.value.as_deref()?;
+        let here = click
+            .message
+            .as_ref()
+            .map(|m| Platform::of(&m.channel))
+            .unwrap_or_default();
+        std::iter::once(here)
+            .chain(Platform::ALL)
+            .find_map(|p| self.store.alert(&alert_key(p, uid)).ok().flatten())
     }
 
     // ----- time and restarts ------------------------------------------------
@@ -1198,7 +1199,7 @@ impl App {
             return;
         };
         self.audit(
-            "rerun-bot",
+            BOT_ACTOR,
             "rerun.expired",
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str()}),
@@ -1243,7 +1244,7 @@ impl App {
                         self.advance(&req.id, &Event::Created { job: name.clone() }, Utc::now())
                     {
                         self.audit(
-                            "rerun-bot",
+                            BOT_ACTOR,
                             "rerun.created",
                             &next,
                             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "job": name, "already_existed": true}),

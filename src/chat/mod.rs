@@ -1,11 +1,17 @@
 //! The platform-neutral chat layer.
 //!
 //! The app speaks in [`Outgoing`] messages and receives [`Interaction`]s; a
-//! platform adapter (today `slack`, Microsoft Teams next) renders the one and
-//! parses the other. No Slack type crosses this module's boundary.
+//! platform adapter (`slack`, `teams`) renders the one and parses the other.
+//! No Slack or Teams type crosses this module's boundary.
+//!
+//! Conversation ids, message ids and trigger ids are plain strings to the app.
+//! [`Platform::of`] tells whose they are, so [`Chats`] can route every call to
+//! the adapter that made the id, and stored ids need no migration.
 
 pub mod slack;
 pub mod teams;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -13,6 +19,53 @@ use crate::core::FailureAlert;
 use crate::core::hold::Operation;
 use crate::core::overrides::ArgsMode;
 use crate::core::request::RerunRequest;
+
+/// A chat platform the bot speaks on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    #[default]
+    Slack,
+    Teams,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 2] = [Platform::Slack, Platform::Teams];
+
+    /// Whose conversation (or trigger) id this is. Teams ids always contain a
+    /// `:` (`19:…@thread.tacv2`, `a:…`, `29:…`); Slack's never do (`C0123`,
+    /// `D0456`, `1334.5678.9abc`).
+    pub fn of(id: &str) -> Platform {
+        if id.contains(':') {
+            Platform::Teams
+        } else {
+            Platform::Slack
+        }
+    }
+
+    /// Whose user id this is: Teams users are Entra object ids (GUIDs).
+    pub fn of_user(id: &str) -> Platform {
+        let guid = id.len() == 36
+            && id.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            });
+        if guid {
+            Platform::Teams
+        } else {
+            Platform::Slack
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Slack => "slack",
+            Platform::Teams => "teams",
+        }
+    }
+}
 
 /// Where a posted message lives, so it can be updated or replied to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +195,70 @@ pub trait Chat: Send + Sync + 'static {
     async fn group_members(&self, group: &str) -> Result<Vec<String>, ChatError>;
 }
 
+/// Every configured platform behind one [`Chat`]: each call goes to the
+/// adapter whose id it carries.
+#[derive(Clone, Default)]
+pub struct Chats {
+    pub slack: Option<Arc<dyn Chat>>,
+    pub teams: Option<Arc<dyn Chat>>,
+}
+
+impl Chats {
+    fn of(&self, id: &str) -> Result<&dyn Chat, ChatError> {
+        let platform = Platform::of(id);
+        match platform {
+            Platform::Slack => self.slack.as_deref(),
+            Platform::Teams => self.teams.as_deref(),
+        }
+        .ok_or_else(|| ChatError::Api(format!("{} is not configured", platform.name())))
+    }
+
+    /// The platforms that are on, Slack first.
+    pub fn platforms(&self) -> Vec<Platform> {
+        let mut on = Vec::new();
+        if self.slack.is_some() {
+            on.push(Platform::Slack);
+        }
+        if self.teams.is_some() {
+            on.push(Platform::Teams);
+        }
+        on
+    }
+}
+
+#[async_trait]
+impl Chat for Chats {
+    async fn post(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        message: Outgoing<'_>,
+    ) -> Result<MessageRef, ChatError> {
+        self.of(channel)?.post(channel, thread_ts, message).await
+    }
+    async fn update(&self, at: &MessageRef, message: Outgoing<'_>) -> Result<(), ChatError> {
+        self.of(&at.channel)?.update(at, message).await
+    }
+    async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        reply: &Reply,
+    ) -> Result<(), ChatError> {
+        self.of(channel)?.post_ephemeral(channel, user, reply).await
+    }
+    async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError> {
+        self.of(trigger_id)?.open_form(trigger_id, form).await
+    }
+    /// User groups are Slack's (Teams' would need Microsoft Graph).
+    async fn group_members(&self, group: &str) -> Result<Vec<String>, ChatError> {
+        match &self.slack {
+            Some(slack) => slack.group_members(group).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
 /// A person acting in chat.
 #[derive(Debug, Clone)]
 pub enum Interaction {
@@ -200,4 +317,27 @@ pub struct Confirm {
 #[async_trait]
 pub trait Interactions: Send + Sync + 'static {
     async fn handle(&self, interaction: Interaction) -> Reply;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Platform;
+
+    #[test]
+    fn ids_tell_their_platform() {
+        assert_eq!(Platform::of("C_ALERTS"), Platform::Slack);
+        assert_eq!(Platform::of("1334.5678.9abc"), Platform::Slack);
+        assert_eq!(Platform::of("19:abc@thread.tacv2"), Platform::Teams);
+        assert_eq!(Platform::of("a:1xyz"), Platform::Teams);
+        assert_eq!(
+            Platform::of_user("3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"),
+            Platform::Teams
+        );
+        assert_eq!(Platform::of_user("U_ALICE"), Platform::Slack);
+        assert_eq!(Platform::of_user("rerun-bot"), Platform::Slack);
+        assert_eq!(
+            Platform::of_user("3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5g"),
+            Platform::Slack
+        );
+    }
 }

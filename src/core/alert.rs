@@ -209,6 +209,7 @@ mod tests {
             concurrency_policy: "Forbid".into(),
             suspended: false,
             channel: None,
+            teams_channel: None,
             owner: Some("U_OWNER".into()),
             alerts_off: false,
             on_hold: OnHold::Suspend,

@@ -321,6 +321,7 @@ mod tests {
             concurrency_policy: "Allow".into(),
             suspended,
             channel: None,
+            teams_channel: None,
             owner: None,
             alerts_off: false,
             on_hold: if terminate {

@@ -66,6 +66,9 @@ pub struct CronJobSnapshot {
     pub suspended: bool,
     /// `rerun-bot.io/channel`
     pub channel: Option<String>,
+    /// `rerun-bot.io/teams-channel`
+    #[serde(default)]
+    pub teams_channel: Option<String>,
     /// `rerun-bot.io/owner`
     pub owner: Option<String>,
     /// `rerun-bot.io/alerts: "off"`

@@ -1,4 +1,4 @@
-//! The bot's HTTP port: Slack's endpoints (HTTP mode), probes, metrics and the audit trail.
+//! The bot's HTTP port: the chat platforms' endpoints, probes, metrics and the audit trail.
 
 pub mod audit;
 
@@ -12,7 +12,8 @@ use axum::routing::get;
 
 use crate::app::App;
 
-pub fn router(app: Arc<App>, slack: Option<Router>, audit: Option<audit::AuditState>) -> Router {
+/// `chat`: the platforms' endpoints (`/slack/*`, `/api/messages`).
+pub fn router(app: Arc<App>, chat: Router, audit: Option<audit::AuditState>) -> Router {
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -26,10 +27,7 @@ pub fn router(app: Arc<App>, slack: Option<Router>, audit: Option<audit::AuditSt
         ),
         None => probes,
     };
-    match slack {
-        Some(slack) => probes.merge(slack),
-        None => probes,
-    }
+    probes.merge(chat)
 }
 
 /// Ready once the store is open and the first lists of Jobs and CronJobs are in.

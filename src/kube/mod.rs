@@ -18,6 +18,7 @@ use crate::core::text::{tail_bytes, tail_lines};
 use crate::core::{Condition, ContainerExit, CronJobSnapshot, JobSnapshot, OnHold};
 
 pub const ANNOTATION_CHANNEL: &str = "rerun-bot.io/channel";
+pub const ANNOTATION_TEAMS_CHANNEL: &str = "rerun-bot.io/teams-channel";
 pub const ANNOTATION_OWNER: &str = "rerun-bot.io/owner";
 pub const ANNOTATION_ALERTS: &str = "rerun-bot.io/alerts";
 pub const ANNOTATION_ON_HOLD: &str = "rerun-bot.io/on-hold";
@@ -130,6 +131,7 @@ pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
             .unwrap_or_else(|| "Allow".into()),
         suspended: spec.and_then(|s| s.suspend).unwrap_or(false),
         channel: annotation(annotations, ANNOTATION_CHANNEL),
+        teams_channel: annotation(annotations, ANNOTATION_TEAMS_CHANNEL),
         owner: annotation(annotations, ANNOTATION_OWNER),
         alerts_off: annotation(annotations, ANNOTATION_ALERTS)
             .is_some_and(|v| v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("false")),

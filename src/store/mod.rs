@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::chat::Platform;
 use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
 use crate::core::{FailureAlert, ThreadState};
@@ -44,6 +45,26 @@ pub struct AlertRecord {
     /// Its number in its thread (1: the thread's first alert), once posted.
     #[serde(default)]
     pub number: u32,
+    /// The platform this copy of the alert goes to (each platform has its own record).
+    #[serde(default)]
+    pub platform: Platform,
+}
+
+/// The store key of a Job's alert on a platform: the Job uid for Slack (as
+/// before Teams existed), `teams/<uid>` for Teams.
+pub fn alert_key(platform: Platform, job_uid: &str) -> String {
+    match platform {
+        Platform::Slack => job_uid.to_string(),
+        Platform::Teams => format!("teams/{job_uid}"),
+    }
+}
+
+/// The store key of a CronJob's alert thread on a platform.
+pub fn thread_key(platform: Platform, namespace: &str, cronjob: &str) -> String {
+    match platform {
+        Platform::Slack => format!("{namespace}/{cronjob}"),
+        Platform::Teams => format!("teams/{namespace}/{cronjob}"),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +74,9 @@ pub enum AlertState {
         ts: String,
         /// Set when the alert is a reply in an earlier alert's thread.
         thread_ts: Option<String>,
+        /// The channel it was posted in (records from before this field: see the thread).
+        #[serde(default)]
+        channel: Option<String>,
     },
 }
 
@@ -67,6 +91,9 @@ pub struct AuditEvent {
     pub subject: String,
     #[serde(default)]
     pub detail: serde_json::Value,
+    /// The platform the actor acted on (absent for the bot's own actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
 }
 
 /// An audit event with its sequence number, as `GET /audit` sends it.

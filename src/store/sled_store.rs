@@ -296,6 +296,7 @@ mod tests {
             created_at: at,
             status: None,
             number: 1,
+            platform: Default::default(),
         }
     }
 
@@ -311,6 +312,7 @@ mod tests {
             posted.state = AlertState::Posted {
                 ts: "1.2".into(),
                 thread_ts: None,
+                channel: Some("C1".into()),
             };
             store.put_alert("u1", &posted).unwrap();
             assert!(store.pending_alerts().unwrap().is_empty());
@@ -335,6 +337,7 @@ mod tests {
                     action: format!("a{i}"),
                     subject: "default/x".into(),
                     detail: serde_json::Value::Null,
+                    platform: None,
                 })
                 .unwrap();
         }

@@ -10,6 +10,7 @@
 
 pub mod slack;
 pub mod teams;
+pub mod wording;
 
 use std::sync::Arc;
 

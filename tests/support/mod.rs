@@ -3,6 +3,7 @@
 //! against them.
 #![allow(dead_code)]
 
+pub mod cards;
 pub mod tester;
 
 pub use rerun_sim::{CronJobFixture, Failure, FakeKube, FakeSlack, Message, Resource};

@@ -6,10 +6,11 @@
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
+use crate::chat::wording::{self, Markup};
 use crate::chat::{Form, FormKind, FormValues};
 use crate::core::FailureAlert;
 use crate::core::alert::LogTail;
-use crate::core::hold::{Item, Kind, Operation, Outcome, Phase};
+use crate::core::hold::Operation;
 use crate::core::overrides::{ArgsMode, Diff};
 use crate::core::request::{RerunRequest, State};
 use crate::core::text::truncate_chars;
@@ -180,71 +181,38 @@ fn code(s: &str, max: usize) -> String {
     format!("`{}`", escape_cut(&s.replace('`', "'"), max))
 }
 
-fn args_text(args: &[String]) -> String {
-    if args.is_empty() {
-        "_(none)_".into()
-    } else {
-        code(&shell_words::join(args), 900)
+/// Slack's mrkdwn for the shared wording.
+struct Slack;
+
+impl Markup for Slack {
+    fn text(&self, s: &str, max: usize) -> String {
+        escape_cut(s, max)
+    }
+    fn code(&self, s: &str, max: usize) -> String {
+        code(s, max)
+    }
+    fn user(&self, id: &str) -> String {
+        format!("<@{id}>")
+    }
+    fn when(&self, t: DateTime<Utc>) -> String {
+        when(t)
+    }
+    fn bold(&self, s: &str) -> String {
+        format!("*{s}*")
+    }
+    fn italic(&self, s: &str) -> String {
+        format!("_{s}_")
     }
 }
 
 /// The changes of a rerun against the CronJob's template, one line each.
 pub fn diff_lines(diff: &Diff) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some((before, after)) = &diff.args {
-        lines.push(format!(
-            "args: {} → {}",
-            args_text(before),
-            args_text(after)
-        ));
-    }
-    for change in &diff.env {
-        let was = match &change.before {
-            None => "new".to_string(),
-            Some(before) => format!("was {}", code(before, 300)),
-        };
-        lines.push(format!(
-            "env {} = {} ({was})",
-            code(&change.name, 200),
-            code(&change.after, 300)
-        ));
-    }
-    lines
+    wording::diff_lines(&Slack, diff)
 }
 
 /// What a request's card says about where it stands.
 pub fn request_status(req: &RerunRequest) -> String {
-    let job = req.job.as_deref().map(|j| code(j, 100)).unwrap_or_default();
-    let by = |u: &Option<String>| u.as_deref().map(|u| format!("<@{u}>")).unwrap_or_default();
-    let note = req
-        .note
-        .as_deref()
-        .map(|n| format!(": {}", escape_cut(n, 500)))
-        .unwrap_or_default();
-    match req.state {
-        State::Pending => format!(
-            "⏳ Waiting for approval by someone other than <@{}>. Expires {}.",
-            req.requested_by,
-            when(req.expires_at)
-        ),
-        State::Approved => format!(
-            "✅ Approved by {} — creating the Job…",
-            by(&req.approved_by)
-        ),
-        State::Created => format!(
-            "🚀 Job {job} created (approved by {}); running…",
-            by(&req.approved_by)
-        ),
-        State::Succeeded => format!(
-            "✅ Job {job} succeeded (approved by {}).",
-            by(&req.approved_by)
-        ),
-        State::Failed => format!("❌ Job {job} failed{note}."),
-        State::Denied => format!("🚫 Denied by {}. Nothing was created.", by(&req.decided_by)),
-        State::Cancelled => "Cancelled by the requester. Nothing was created.".into(),
-        State::Expired => "⌛ Expired without approval. Nothing was created.".into(),
-        State::Aborted => format!("⚠️ Not run{note}."),
-    }
+    wording::request_status(&Slack, req)
 }
 
 /// The approval card of a rerun request; buttons only while it is pending.
@@ -285,15 +253,12 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
         escape_cut(&req.reason, 2000)
     )));
     let changes = diff_lines(&req.diff);
+    let title = wording::changes_title(&Slack, &req.diff);
     blocks.push(section(truncate_chars(
         &if changes.is_empty() {
-            "*Changes:* none — the CronJob's current job template, as is.".to_string()
+            title
         } else {
-            format!(
-                "*Changes to container {}:*\n{}",
-                code(&req.diff.container, 253),
-                changes.join("\n")
-            )
+            format!("{title}\n{}", changes.join("\n"))
         },
         SECTION_TEXT_MAX,
     )));
@@ -310,10 +275,7 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
             button("cancel", "Cancel request", &req.id, None),
         ];
         if let Some(hold) = &req.held {
-            blocks.push(section(format!(
-                "⚠️ The CronJob is on maintenance hold {}. *Approve during hold* runs it anyway.",
-                code(hold, 100)
-            )));
+            blocks.push(section(wording::held_warning(&Slack, hold)));
             buttons.insert(
                 1,
                 button(
@@ -567,13 +529,7 @@ pub fn failure_alert(
     status: Option<&str>,
 ) -> Rendered {
     let what = format!("{}/{}", alert.namespace, alert.cronjob);
-    let header = if reply {
-        format!("🔁 CronJob {what} failed again")
-    } else if alert.rerun_request.is_some() {
-        format!("🚨 Rerun of CronJob {what} failed")
-    } else {
-        format!("🚨 CronJob {what} failed")
-    };
+    let header = wording::alert_header(alert, reply);
     let mut blocks: Vec<SlackBlock> = vec![
         SlackHeaderBlock::new(SlackBlockPlainText::new(truncate_chars(&header, HEADER_MAX)).into())
             .into(),
@@ -586,13 +542,7 @@ pub fn failure_alert(
     blocks.push(section(reason));
 
     let mut fields = vec![format!("*Job*\n`{}`", escape_cut(&alert.job, 300))];
-    fields.push(match alert.backoff_limit {
-        Some(limit) => format!(
-            "*Attempts*\n{} failed / backoffLimit {}",
-            alert.failed_pods, limit
-        ),
-        None => format!("*Attempts*\n{} failed", alert.failed_pods),
-    });
+    fields.push(format!("*Attempts*\n{}", wording::attempts(alert)));
     if let Some(exit) = &alert.exit {
         let reason = exit
             .reason
@@ -616,12 +566,7 @@ pub fn failure_alert(
             .as_deref()
             .map(|z| format!(" ({})", escape_cut(z, 64)))
             .unwrap_or_default();
-        let next = match (alert.next_run, &alert.schedule_problem) {
-            (_, _) if alert.suspended => "suspended: no next run".to_string(),
-            (Some(t), _) => format!("next {}", when(t)),
-            (None, Some(problem)) => format!("⚠️ {}", escape_cut(problem, 300)),
-            (None, None) => "next run unknown".to_string(),
-        };
+        let next = wording::next_run(&Slack, alert);
         fields.push(format!(
             "*Schedule*\n`{}`{}\n{}",
             escape_cut(schedule, 200),
@@ -654,12 +599,7 @@ pub fn failure_alert(
             lines,
             truncated,
         } if !text.trim().is_empty() => {
-            let container = escape_cut(container, 253);
-            let title = match (*truncated, *lines) {
-                (true, _) => format!("*End of the log* of `{container}` (cut to fit):\n"),
-                (false, 1) => format!("*Last log line* of `{container}`:\n"),
-                (false, n) => format!("*Last {n} log lines* of `{container}`:\n"),
-            };
+            let title = wording::log_title(&Slack, container, *lines, *truncated) + "\n";
             let budget = SECTION_TEXT_MAX - title.chars().count();
             blocks.push(section(format!("{title}{}", code_block(text, budget))));
         }
@@ -683,24 +623,7 @@ pub fn failure_alert(
         LogTail::NotCaptured => {}
     }
 
-    let mut notes = Vec::new();
-    if alert.cronjob_missing {
-        notes.push("The CronJob no longer exists.".to_string());
-    }
-    if let Some(request) = &alert.rerun_request {
-        notes.push(format!(
-            "This Job was a rerun (request `{}`).",
-            escape_cut(request, 64)
-        ));
-    }
-    if failures > 1 && !reply {
-        notes.push(format!(
-            "❗ Failed {failures} times — later failures are in the thread."
-        ));
-    }
-    if reply {
-        notes.push(format!("Failure #{failures} in this thread."));
-    }
+    let mut notes = wording::alert_notes(&Slack, alert, failures, reply);
     if let Some(status) = status {
         notes.push(escape_keep_mentions(status, 1000));
     }
@@ -786,137 +709,23 @@ pub fn confirm(c: &crate::chat::Confirm) -> Rendered {
 
 /// A hold or resume: progress while it runs, the summary when it is done.
 pub fn operation(op: &Operation) -> Rendered {
-    let verb = match op.kind {
-        Kind::Hold => "Hold",
-        Kind::Resume => "Resume",
-    };
-    let total = op.items.len();
-    let done = op.count(|o| *o != Outcome::Planned);
-    let mut lines = vec![format!(
-        "*{verb} {}* `{}` by <@{}>{}",
-        escape_cut(&op.target, 200),
-        escape_cut(&op.id, 40),
-        op.by,
-        op.reason
-            .as_deref()
-            .map(|r| format!(": {}", escape_cut(r, 500)))
-            .unwrap_or_default()
-    )];
+    let lines = wording::operation_lines(&Slack, op);
     let mut blocks = Vec::new();
-    if let Some(at) = op.resume_at {
-        lines.push(format!("⏰ Resumes by itself {}.", when(at)));
-    }
-    if op.phase != Phase::Done {
-        lines.push(format!("⏳ {done}/{total} CronJobs done…"));
-    } else {
-        let count = |o: &Outcome| op.count(|x| x == o);
-        let held = |before: bool| {
-            op.items
-                .iter()
-                .filter(|i| i.outcome == Outcome::Held && i.suspended_before == before)
-                .count()
-        };
-        let mut summary = match op.kind {
-            Kind::Hold => format!(
-                "✅ {} suspended, {} already suspended (left alone)",
-                held(false),
-                held(true)
-            ),
-            Kind::Resume => format!(
-                "✅ {} resumed, {} left suspended (suspended before the hold)",
-                count(&Outcome::Resumed),
-                count(&Outcome::LeftSuspended)
-            ),
-        };
-        let gone = count(&Outcome::Gone);
-        if gone > 0 {
-            summary.push_str(&format!(", {gone} deleted meanwhile"));
-        }
-        lines.push(summary + ".");
-        let list = |f: &dyn Fn(&Item) -> Option<String>| -> String {
-            op.items
-                .iter()
-                .filter_map(f)
-                .take(30)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        let failed = list(&|i| match &i.outcome {
-            Outcome::Failed(why) => Some(format!(
-                "• {} — {}",
-                code(&i.key(), 300),
-                escape_cut(why, 200)
-            )),
-            _ => None,
-        });
-        if !failed.is_empty() {
-            lines.push(format!("❌ *Failed* (not changed; try again):\n{failed}"));
-        }
-        let by_hand = list(&|i| {
-            (i.outcome == Outcome::ChangedByHand).then(|| format!("• {}", code(&i.key(), 300)))
-        });
-        if !by_hand.is_empty() {
-            lines.push(format!(
-                "⚠️ *Unsuspended by someone else during the hold* (left as they are):\n{by_hand}"
-            ));
-        }
-        let terminated = list(&|i| {
-            (!i.terminated.is_empty()).then(|| {
-                let jobs: Vec<String> = i.terminated.iter().map(|j| code(j, 100)).collect();
-                format!("• {}: {}", code(&i.key(), 300), jobs.join(", "))
-            })
-        });
-        if !terminated.is_empty() {
-            let title = match op.kind {
-                Kind::Hold => "🛑 *Running Jobs terminated* (`rerun-bot.io/on-hold: terminate`):",
-                Kind::Resume => {
-                    "🛑 *Jobs the hold terminated* (not recreated; *Rerun* asks for one, with approval):"
-                }
-            };
-            lines.push(format!("{title}\n{terminated}"));
-        }
-        if op.kind == Kind::Resume {
-            lines.push(
-                "A schedule missed during the hold gives at most one catch-up run (Kubernetes semantics)."
-                    .into(),
-            );
-            // One-click reruns (the normal four-eyes flow) for what the hold stopped.
-            let reruns: Vec<SlackActionBlockElement> = op
-                .items
-                .iter()
-                .filter(|i| !i.terminated.is_empty())
-                .take(25)
-                .enumerate()
-                // Action ids must be unique within a message: `rerun_cronjob:<n>`.
-                .map(|(n, i)| {
-                    button(
-                        &format!("rerun_cronjob:{n}"),
-                        &truncate_chars(&format!("Rerun {}", i.name), 75),
-                        &i.key(),
-                        None,
-                    )
-                })
-                .collect();
-            if !reruns.is_empty() {
-                blocks.push(
-                    SlackActionsBlock::new(reruns)
-                        .with_block_id("resume_reruns".into())
-                        .into(),
-                );
-            }
-        }
+    let reruns: Vec<SlackActionBlockElement> = wording::resume_reruns(op)
+        .iter()
+        .map(|(action_id, label, key)| button(action_id, label, key, None))
+        .collect();
+    if !reruns.is_empty() {
+        blocks.push(
+            SlackActionsBlock::new(reruns)
+                .with_block_id("resume_reruns".into())
+                .into(),
+        );
     }
     let text = truncate_chars(&lines.join("\n"), SECTION_TEXT_MAX);
     blocks.insert(0, section(text));
     Rendered {
-        text: escape_cut(
-            &format!(
-                "{verb} {}{}: {done}/{total}",
-                op.target,
-                if op.phase == Phase::Done { " done" } else { "" }
-            ),
-            500,
-        ),
+        text: escape_cut(&wording::operation_summary(op), 500),
         blocks,
     }
 }
@@ -932,6 +741,7 @@ pub fn notice(text: &str) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::hold::{Item, Kind, Outcome, Phase};
 
     #[test]
     fn escaping_defuses_mentions_and_html() {

@@ -1,0 +1,340 @@
+//! What the bot says, in words both renderers share: the request status line,
+//! the changes of a rerun, the lines of a hold or resume, the notes of an alert.
+//!
+//! Each renderer supplies its [`Markup`] (Slack mrkdwn, Teams markdown), so a
+//! sentence is written once and the platforms cannot drift apart.
+
+use chrono::{DateTime, Utc};
+
+use crate::core::FailureAlert;
+use crate::core::hold::{Item, Kind, Operation, Outcome, Phase};
+use crate::core::overrides::Diff;
+use crate::core::request::{RerunRequest, State};
+
+/// How a platform marks up the pieces of a sentence.
+pub trait Markup {
+    /// Untrusted text (from pods and people), escaped, at most `max` chars.
+    fn text(&self, s: &str, max: usize) -> String;
+    /// Untrusted text shown as code.
+    fn code(&self, s: &str, max: usize) -> String;
+    /// A person, by platform user id.
+    fn user(&self, id: &str) -> String;
+    /// A time, shown in each reader's own zone.
+    fn when(&self, t: DateTime<Utc>) -> String;
+    /// Already marked-up text, bold.
+    fn bold(&self, s: &str) -> String;
+    /// Already marked-up text, italic.
+    fn italic(&self, s: &str) -> String;
+}
+
+/// A container's arguments, shell-quoted.
+pub fn args_text(m: &dyn Markup, args: &[String]) -> String {
+    if args.is_empty() {
+        m.italic("(none)")
+    } else {
+        m.code(&shell_words::join(args), 900)
+    }
+}
+
+/// The changes of a rerun against the CronJob's template, one line each.
+pub fn diff_lines(m: &dyn Markup, diff: &Diff) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some((before, after)) = &diff.args {
+        lines.push(format!(
+            "args: {} → {}",
+            args_text(m, before),
+            args_text(m, after)
+        ));
+    }
+    for change in &diff.env {
+        let was = match &change.before {
+            None => "new".to_string(),
+            Some(before) => format!("was {}", m.code(before, 300)),
+        };
+        lines.push(format!(
+            "env {} = {} ({was})",
+            m.code(&change.name, 200),
+            m.code(&change.after, 300)
+        ));
+    }
+    lines
+}
+
+/// The heading of the changes on an approval card.
+pub fn changes_title(m: &dyn Markup, diff: &Diff) -> String {
+    if diff.is_empty() {
+        format!(
+            "{} none — the CronJob's current job template, as is.",
+            m.bold("Changes:")
+        )
+    } else {
+        m.bold(&format!(
+            "Changes to container {}:",
+            m.code(&diff.container, 253)
+        ))
+    }
+}
+
+/// The warning on a pending request whose CronJob is on a maintenance hold.
+pub fn held_warning(m: &dyn Markup, hold: &str) -> String {
+    format!(
+        "⚠️ The CronJob is on maintenance hold {}. {} runs it anyway.",
+        m.code(hold, 100),
+        m.bold("Approve during hold")
+    )
+}
+
+/// What a request's card says about where it stands.
+pub fn request_status(m: &dyn Markup, req: &RerunRequest) -> String {
+    let job = req
+        .job
+        .as_deref()
+        .map(|j| m.code(j, 100))
+        .unwrap_or_default();
+    let by = |u: &Option<String>| u.as_deref().map(|u| m.user(u)).unwrap_or_default();
+    let note = req
+        .note
+        .as_deref()
+        .map(|n| format!(": {}", m.text(n, 500)))
+        .unwrap_or_default();
+    match req.state {
+        State::Pending => format!(
+            "⏳ Waiting for approval by someone other than {}. Expires {}.",
+            m.user(&req.requested_by),
+            m.when(req.expires_at)
+        ),
+        State::Approved => format!(
+            "✅ Approved by {} — creating the Job…",
+            by(&req.approved_by)
+        ),
+        State::Created => format!(
+            "🚀 Job {job} created (approved by {}); running…",
+            by(&req.approved_by)
+        ),
+        State::Succeeded => format!(
+            "✅ Job {job} succeeded (approved by {}).",
+            by(&req.approved_by)
+        ),
+        State::Failed => format!("❌ Job {job} failed{note}."),
+        State::Denied => format!("🚫 Denied by {}. Nothing was created.", by(&req.decided_by)),
+        State::Cancelled => "Cancelled by the requester. Nothing was created.".into(),
+        State::Expired => "⌛ Expired without approval. Nothing was created.".into(),
+        State::Aborted => format!("⚠️ Not run{note}."),
+    }
+}
+
+/// The header of a failure alert (plain text).
+pub fn alert_header(alert: &FailureAlert, reply: bool) -> String {
+    let what = format!("{}/{}", alert.namespace, alert.cronjob);
+    if reply {
+        format!("🔁 CronJob {what} failed again")
+    } else if alert.rerun_request.is_some() {
+        format!("🚨 Rerun of CronJob {what} failed")
+    } else {
+        format!("🚨 CronJob {what} failed")
+    }
+}
+
+/// The attempts of a failed Job.
+pub fn attempts(alert: &FailureAlert) -> String {
+    match alert.backoff_limit {
+        Some(limit) => format!("{} failed / backoffLimit {}", alert.failed_pods, limit),
+        None => format!("{} failed", alert.failed_pods),
+    }
+}
+
+/// When a CronJob runs next, or why that is unknown.
+pub fn next_run(m: &dyn Markup, alert: &FailureAlert) -> String {
+    match (alert.next_run, &alert.schedule_problem) {
+        (_, _) if alert.suspended => "suspended: no next run".to_string(),
+        (Some(t), _) => format!("next {}", m.when(t)),
+        (None, Some(problem)) => format!("⚠️ {}", m.text(problem, 300)),
+        (None, None) => "next run unknown".to_string(),
+    }
+}
+
+/// The heading of a captured log tail.
+pub fn log_title(m: &dyn Markup, container: &str, lines: usize, truncated: bool) -> String {
+    let container = m.code(container, 253);
+    match (truncated, lines) {
+        (true, _) => format!("{} of {container} (cut to fit):", m.bold("End of the log")),
+        (false, 1) => format!("{} of {container}:", m.bold("Last log line")),
+        (false, n) => format!("{} of {container}:", m.bold(&format!("Last {n} log lines"))),
+    }
+}
+
+/// The small print of an alert: rerun, repeats, a missing CronJob.
+pub fn alert_notes(
+    m: &dyn Markup,
+    alert: &FailureAlert,
+    failures: u32,
+    reply: bool,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if alert.cronjob_missing {
+        notes.push("The CronJob no longer exists.".to_string());
+    }
+    if let Some(request) = &alert.rerun_request {
+        notes.push(format!(
+            "This Job was a rerun (request {}).",
+            m.code(request, 64)
+        ));
+    }
+    if failures > 1 && !reply {
+        notes.push(format!(
+            "❗ Failed {failures} times — later failures are in the thread."
+        ));
+    }
+    if reply {
+        notes.push(format!("Failure #{failures} in this thread."));
+    }
+    notes
+}
+
+/// The text of a hold or resume: who and what, then progress or the summary,
+/// one entry per paragraph (lists inside an entry are `\n`-separated lines).
+pub fn operation_lines(m: &dyn Markup, op: &Operation) -> Vec<String> {
+    let verb = match op.kind {
+        Kind::Hold => "Hold",
+        Kind::Resume => "Resume",
+    };
+    let total = op.items.len();
+    let done = op.count(|o| *o != Outcome::Planned);
+    let mut lines = vec![format!(
+        "{} {} by {}{}",
+        m.bold(&format!("{verb} {}", m.text(&op.target, 200))),
+        m.code(&op.id, 40),
+        m.user(&op.by),
+        op.reason
+            .as_deref()
+            .map(|r| format!(": {}", m.text(r, 500)))
+            .unwrap_or_default()
+    )];
+    if let Some(at) = op.resume_at {
+        lines.push(format!("⏰ Resumes by itself {}.", m.when(at)));
+    }
+    if op.phase != Phase::Done {
+        lines.push(format!("⏳ {done}/{total} CronJobs done…"));
+        return lines;
+    }
+    let count = |o: &Outcome| op.count(|x| x == o);
+    let held = |before: bool| {
+        op.items
+            .iter()
+            .filter(|i| i.outcome == Outcome::Held && i.suspended_before == before)
+            .count()
+    };
+    let mut summary = match op.kind {
+        Kind::Hold => format!(
+            "✅ {} suspended, {} already suspended (left alone)",
+            held(false),
+            held(true)
+        ),
+        Kind::Resume => format!(
+            "✅ {} resumed, {} left suspended (suspended before the hold)",
+            count(&Outcome::Resumed),
+            count(&Outcome::LeftSuspended)
+        ),
+    };
+    let gone = count(&Outcome::Gone);
+    if gone > 0 {
+        summary.push_str(&format!(", {gone} deleted meanwhile"));
+    }
+    lines.push(summary + ".");
+    let list = |f: &dyn Fn(&Item) -> Option<String>| -> String {
+        op.items
+            .iter()
+            .filter_map(f)
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let failed = list(&|i| match &i.outcome {
+        Outcome::Failed(why) => Some(format!(
+            "• {} — {}",
+            m.code(&i.key(), 300),
+            m.text(why, 200)
+        )),
+        _ => None,
+    });
+    if !failed.is_empty() {
+        lines.push(format!(
+            "❌ {} (not changed; try again):\n{failed}",
+            m.bold("Failed")
+        ));
+    }
+    let by_hand = list(&|i| {
+        (i.outcome == Outcome::ChangedByHand).then(|| format!("• {}", m.code(&i.key(), 300)))
+    });
+    if !by_hand.is_empty() {
+        lines.push(format!(
+            "⚠️ {} (left as they are):\n{by_hand}",
+            m.bold("Unsuspended by someone else during the hold")
+        ));
+    }
+    let terminated = list(&|i| {
+        (!i.terminated.is_empty()).then(|| {
+            let jobs: Vec<String> = i.terminated.iter().map(|j| m.code(j, 100)).collect();
+            format!("• {}: {}", m.code(&i.key(), 300), jobs.join(", "))
+        })
+    });
+    if !terminated.is_empty() {
+        let title = match op.kind {
+            Kind::Hold => format!(
+                "🛑 {} ({}):",
+                m.bold("Running Jobs terminated"),
+                m.code("rerun-bot.io/on-hold: terminate", 100)
+            ),
+            Kind::Resume => format!(
+                "🛑 {} (not recreated; {} asks for one, with approval):",
+                m.bold("Jobs the hold terminated"),
+                m.bold("Rerun")
+            ),
+        };
+        lines.push(format!("{title}\n{terminated}"));
+    }
+    if op.kind == Kind::Resume {
+        lines.push(
+            "A schedule missed during the hold gives at most one catch-up run (Kubernetes semantics)."
+                .into(),
+        );
+    }
+    lines
+}
+
+/// One-click reruns (the normal four-eyes flow) for what a finished resume's
+/// hold terminated: `(action id, button label, CronJob key)`. Action ids are
+/// unique within a message: `rerun_cronjob:<n>`.
+pub fn resume_reruns(op: &Operation) -> Vec<(String, String, String)> {
+    if op.kind != Kind::Resume || op.phase != Phase::Done {
+        return Vec::new();
+    }
+    op.items
+        .iter()
+        .filter(|i| !i.terminated.is_empty())
+        .take(25)
+        .enumerate()
+        .map(|(n, i)| {
+            (
+                format!("rerun_cronjob:{n}"),
+                crate::core::text::truncate_chars(&format!("Rerun {}", i.name), 75),
+                i.key(),
+            )
+        })
+        .collect()
+}
+
+/// The one-line summary of a hold or resume (plain text, for notifications).
+pub fn operation_summary(op: &Operation) -> String {
+    let verb = match op.kind {
+        Kind::Hold => "Hold",
+        Kind::Resume => "Resume",
+    };
+    format!(
+        "{verb} {}{}: {}/{}",
+        op.target,
+        if op.phase == Phase::Done { " done" } else { "" },
+        op.count(|o| *o != Outcome::Planned),
+        op.items.len()
+    )
+}

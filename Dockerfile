@@ -17,7 +17,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /app/target/release/rerun-bot /usr/local/bin/rerun-bot
 USER 65532:65532
-# /slack/*, /healthz, /readyz, /metrics (RERUN_BOT_LISTEN, default 0.0.0.0:8080)
+# /slack/*, /api/messages (Teams), /healthz, /readyz, /metrics (RERUN_BOT_LISTEN, default 0.0.0.0:8080)
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/rerun-bot"]
 CMD ["serve"]

@@ -15,6 +15,7 @@ pub mod http;
 pub mod kube;
 pub mod metrics;
 pub mod store;
+pub mod teams_app;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use rerun_bot::config::Settings;
 #[command(
     name = "rerun-bot",
     version,
-    about = "Chat-ops for Kubernetes CronJobs: failure alerts in Slack, reruns with four-eyes approval, maintenance holds"
+    about = "Chat-ops for Kubernetes CronJobs: failure alerts in Slack and Microsoft Teams, reruns with four-eyes approval, maintenance holds"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -17,10 +17,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bot: watch Jobs, post alerts, answer Slack.
+    /// Run the bot: watch Jobs, post alerts, answer Slack and Teams.
     Serve(Box<Settings>),
     /// Print the audit trail of a running bot (its `GET /audit` endpoint).
     Audit(AuditArgs),
+    /// Build the Microsoft Teams app package (manifest.json + icons) to upload to Teams.
+    TeamsApp(TeamsAppArgs),
+}
+
+#[derive(clap::Args)]
+struct TeamsAppArgs {
+    /// The bot's Entra application (client) ID, a GUID: the same value as TEAMS_APP_ID.
+    #[arg(long, env = "TEAMS_APP_ID")]
+    app_id: String,
+    /// The app's name in Teams (at most 30 characters), e.g. "rerun-bot prod"; default rerun-bot.
+    #[arg(long)]
+    name: Option<String>,
+    /// The manifest's version; raise it for every update of an uploaded app.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    app_version: String,
+    /// Where to write the zip.
+    #[arg(long, default_value = "rerun-bot-teams.zip")]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +102,20 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", rerun_bot::audit_client::table(&lines));
             }
+            Ok(())
+        }
+        Command::TeamsApp(args) => {
+            let zip = rerun_bot::teams_app::package(&rerun_bot::teams_app::PackageOptions {
+                app_id: args.app_id,
+                name: args.name,
+                version: args.app_version,
+            })?;
+            std::fs::write(&args.out, zip)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.out.display()))?;
+            println!(
+                "wrote {}: upload it in Teams (Apps → Manage your apps → Upload an app) or the Teams admin center",
+                args.out.display()
+            );
             Ok(())
         }
     }

@@ -12,6 +12,7 @@ mod manifests;
 mod rerun;
 mod security;
 mod service;
+mod teams_app;
 mod teams_cards;
 
 /// Redactions that make rendered messages stable across runs.

@@ -1,5 +1,5 @@
-//! The deployment files users apply as they are: `manifests/` (kustomize base and
-//! Slack app manifest) and `.env.example`. These tests pin what matters for
+//! The deployment files users apply as they are: `manifests/` (kustomize base,
+//! Slack app manifest, Teams app package) and `.env.example`. These tests pin what matters for
 //! safety — least-privilege RBAC, a single locked-down replica, no secrets in
 //! the repository — so that changing any of it is a conscious test change.
 
@@ -15,7 +15,7 @@ const KUSTOMIZATION: &str = "kustomization.yaml";
 const SECRET_EXAMPLE: &str = "secret.example.yaml";
 
 /// Every setting of DESIGN.md's configuration table, plus the alert settings
-/// added since (thread window, log tail, log format).
+/// added since (thread window, log tail, log format) and the Teams settings.
 const SETTINGS: &[&str] = &[
     "SLACK_BOT_TOKEN",
     "SLACK_APP_TOKEN",
@@ -38,7 +38,24 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_LOG_LINES",
     "RERUN_BOT_LOG_BYTES",
     "RERUN_BOT_CAPTURE_BUDGET",
+    "TEAMS_APP_ID",
+    "TEAMS_APP_PASSWORD",
+    "TEAMS_TENANT_ID",
+    "TEAMS_CHANNEL",
+    "TEAMS_SERVICE_URL",
+    "TEAMS_LOGIN_URL",
+    "TEAMS_OPENID_METADATA_URL",
 ];
+
+/// The Teams settings the ConfigMap carries (empty until Teams is set up), and
+/// the Bot Connector default the README documents.
+const TEAMS_CONFIG: &[&str] = &[
+    "TEAMS_APP_ID",
+    "TEAMS_TENANT_ID",
+    "TEAMS_CHANNEL",
+    "TEAMS_SERVICE_URL",
+];
+const TEAMS_SERVICE_URL_DEFAULT: &str = "https://smba.trafficmanager.net/teams/";
 
 /// The whole of what the bot may do in the cluster: read; create Jobs (reruns);
 /// patch CronJobs and delete Jobs (holds). Change it only with `clusterrole.yaml`.
@@ -163,6 +180,42 @@ fn contains_slack_token(text: &str) -> Option<String> {
         let end = rest.len().min(prefix.len() + 8);
         Some(String::from_utf8_lossy(&rest[..end]).into_owned())
     })
+}
+
+/// Something shaped like a real Entra client secret (TEAMS_APP_PASSWORD): three
+/// characters, a digit, `Q~`, then 31 or more of `[A-Za-z0-9_.~-]`. Returns its start.
+fn contains_entra_secret(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let secret_char = |b: &u8| b.is_ascii_alphanumeric() || b"_.~-".contains(b);
+    (4..bytes.len().saturating_sub(1)).find_map(|at| {
+        if &bytes[at..at + 2] != b"Q~" || !bytes[at - 1].is_ascii_digit() {
+            return None;
+        }
+        let start = at - 4;
+        if !bytes[start..at].iter().all(secret_char) {
+            return None;
+        }
+        let tail = bytes[at + 2..]
+            .iter()
+            .take_while(|b| secret_char(b))
+            .count();
+        (tail >= 31).then(|| String::from_utf8_lossy(&bytes[start..at + 2]).into_owned())
+    })
+}
+
+#[test]
+fn entra_secret_detector_finds_real_looking_secrets_only() {
+    assert!(
+        contains_entra_secret("TEAMS_APP_PASSWORD=abc8Q~dEfGhIjKlMnOpQrStUvWxYz0123456789ab")
+            .is_some()
+    );
+    assert!(
+        contains_entra_secret("TEAMS_APP_PASSWORD: \"Xy_1Q~a.b-c~d_e0123456789abcdefghijklmn\"")
+            .is_some()
+    );
+    assert!(contains_entra_secret("TEAMS_APP_PASSWORD=REPLACE-ME").is_none());
+    assert!(contains_entra_secret("abc8Q~short").is_none());
+    assert!(contains_entra_secret("Q~").is_none());
 }
 
 #[test]
@@ -401,24 +454,33 @@ fn deployment_runs_one_locked_down_replica() {
     let pvc = resource("PersistentVolumeClaim");
     assert_eq!(pvc["metadata"]["name"].as_str(), Some(claim));
 
-    // Secrets come from the Secret, the rest from the ConfigMap.
-    for (var, optional) in [
-        ("SLACK_BOT_TOKEN", false),
-        ("SLACK_SIGNING_SECRET", true),
-        ("SLACK_APP_TOKEN", true),
+    // Secrets come from the Secrets, the rest from the ConfigMap. All are
+    // optional: Slack is on with SLACK_BOT_TOKEN, Teams with TEAMS_APP_ID, and
+    // a Slack-only or Teams-only install has only its own Secret.
+    for (var, secret, optional) in [
+        ("SLACK_BOT_TOKEN", "rerun-bot-slack", true),
+        ("SLACK_SIGNING_SECRET", "rerun-bot-slack", true),
+        ("SLACK_APP_TOKEN", "rerun-bot-slack", true),
+        ("TEAMS_APP_PASSWORD", "rerun-bot-teams", true),
     ] {
         let e = env_var(var).unwrap_or_else(|| panic!("{var} is not set"));
         let key_ref = &e["valueFrom"]["secretKeyRef"];
         assert_eq!(
             key_ref["name"].as_str(),
-            Some("rerun-bot-slack"),
-            "{var} from the Secret"
+            Some(secret),
+            "{var} from the Secret {secret}"
         );
         assert_eq!(key_ref["key"].as_str(), Some(var));
         assert_eq!(
             key_ref["optional"].as_bool().unwrap_or(false),
             optional,
             "{var} optional"
+        );
+    }
+    for var in TEAMS_CONFIG {
+        assert!(
+            env_var(var).is_none(),
+            "{var} comes from the ConfigMap, not the Deployment"
         );
     }
     let config_map = resource("ConfigMap");
@@ -433,10 +495,71 @@ fn deployment_runs_one_locked_down_replica() {
         config_map["data"]["RERUN_BOT_CHANNEL"].is_string(),
         "the ConfigMap sets the required RERUN_BOT_CHANNEL"
     );
-    let secret = manifest(SECRET_EXAMPLE);
+    // Teams: the ids are in the ConfigMap, empty (Teams off) until set up, so
+    // that a Slack-only install starts as before; the client secret is not.
+    let data = &config_map["data"];
+    for var in TEAMS_CONFIG {
+        assert!(data[var].is_string(), "the ConfigMap names {var}");
+    }
     assert_eq!(
-        secret[0]["metadata"]["name"].as_str(),
-        Some("rerun-bot-slack")
+        data["TEAMS_APP_ID"].as_str(),
+        Some(""),
+        "TEAMS_APP_ID turns Teams on: it ships empty"
+    );
+    assert_eq!(
+        data["TEAMS_SERVICE_URL"].as_str(),
+        Some(TEAMS_SERVICE_URL_DEFAULT)
+    );
+    assert!(
+        data["TEAMS_APP_PASSWORD"].is_null(),
+        "TEAMS_APP_PASSWORD belongs in the Secret rerun-bot-teams, not the ConfigMap"
+    );
+
+    let secrets = manifest(SECRET_EXAMPLE);
+    let names: Vec<&str> = secrets
+        .iter()
+        .map(|s| str_at(&s["metadata"]["name"], "Secret name"))
+        .collect();
+    assert_eq!(names, ["rerun-bot-slack", "rerun-bot-teams"]);
+    for (secret, keys) in [
+        (
+            &secrets[0],
+            &["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"][..],
+        ),
+        (&secrets[1], &["TEAMS_APP_PASSWORD"][..]),
+    ] {
+        assert_eq!(secret["kind"].as_str(), Some("Secret"));
+        for key in keys {
+            assert!(
+                secret["stringData"][key].is_string(),
+                "{SECRET_EXAMPLE} shows the key {key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn teams_app_package_files_are_where_the_command_embeds_them() {
+    let dir = manifests_dir().join("teams-app");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["color.png", "manifest.json", "outline.png"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("manifest.json"))).expect("manifest.json is JSON");
+    assert_eq!(manifest["id"], rerun_bot::teams_app::PLACEHOLDER_APP_ID);
+    assert_eq!(
+        manifest["bots"][0]["botId"],
+        rerun_bot::teams_app::PLACEHOLDER_APP_ID,
+        "the placeholder, filled in by `rerun-bot teams-app`"
     );
 }
 
@@ -517,11 +640,24 @@ fn env_example_names_every_setting_and_holds_no_token() {
         None,
         ".env.example must hold placeholders, not tokens"
     );
-    for file in manifest_files() {
+    assert_eq!(
+        contains_entra_secret(&text),
+        None,
+        ".env.example must hold placeholders, not client secrets"
+    );
+    let teams_manifest = manifests_dir().join("teams-app/manifest.json");
+    for file in manifest_files().into_iter().chain([teams_manifest]) {
+        let text = read(&file);
         assert_eq!(
-            contains_slack_token(&read(&file)),
+            contains_slack_token(&text),
             None,
             "{} must hold placeholders, not tokens",
+            file.display()
+        );
+        assert_eq!(
+            contains_entra_secret(&text),
+            None,
+            "{} must hold placeholders, not client secrets",
             file.display()
         );
     }

@@ -8,6 +8,8 @@
 
 pub mod kube;
 pub mod slack;
+pub mod teams;
 
 pub use kube::{CronJobFixture, Failure, FakeKube, Resource};
 pub use slack::{FakeSlack, Message};
+pub use teams::FakeTeams;

@@ -7,6 +7,7 @@ mod support;
 mod alerts;
 mod fake_kube;
 mod fake_slack;
+mod fake_teams;
 mod hold;
 mod manifests;
 mod rerun;

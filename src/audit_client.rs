@@ -69,8 +69,8 @@ pub async fn fetch(
 /// A fixed-width table, newest last.
 pub fn table(lines: &[AuditLine]) -> String {
     let mut out = format!(
-        "{:<20}  {:<12}  {:<22}  {:<32}  {}\n",
-        "AT (UTC)", "ACTOR", "ACTION", "SUBJECT", "DETAIL"
+        "{:<20}  {:<8}  {:<12}  {:<22}  {:<32}  {}\n",
+        "AT (UTC)", "PLATFORM", "ACTOR", "ACTION", "SUBJECT", "DETAIL"
     );
     for l in lines {
         let detail = match &l.event.detail {
@@ -91,8 +91,9 @@ pub fn table(lines: &[AuditLine]) -> String {
             other => other.to_string(),
         };
         out.push_str(&format!(
-            "{:<20}  {:<12}  {:<22}  {:<32}  {}\n",
+            "{:<20}  {:<8}  {:<12}  {:<22}  {:<32}  {}\n",
             l.event.at.format("%Y-%m-%d %H:%M:%S"),
+            l.event.platform.map(|p| p.name()).unwrap_or("-"),
             l.event.actor,
             l.event.action,
             l.event.subject,

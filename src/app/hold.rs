@@ -394,6 +394,7 @@ impl App {
                 &next,
                 serde_json::json!({}),
             );
+            let _ = self.store.flush().await;
             return Reply::Ephemeral(format!("Cancelled `{}`. Nothing was changed.", op.id));
         }
         self.audit_op(

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::App;
-use crate::chat::{FormKind, Interaction, Interactions, Reply, SlashCommand};
+use crate::chat::{FormKind, Interaction, Interactions, Platform, Reply, SlashCommand};
 use crate::core::command::{self, Command, CommandKind};
+use crate::store::thread_key;
 
 #[async_trait]
 impl Interactions for Arc<App> {
@@ -81,7 +82,16 @@ impl App {
         let mut rows: Vec<_> = cache
             .values()
             .filter(|c| namespace.is_none_or(|ns| c.namespace == ns))
-            .filter(|c| !failed_only || self.store.thread(&c.key()).ok().flatten().is_some())
+            .filter(|c| {
+                !failed_only
+                    || Platform::ALL.iter().any(|p| {
+                        self.store
+                            .thread(&thread_key(*p, &c.namespace, &c.name))
+                            .ok()
+                            .flatten()
+                            .is_some()
+                    })
+            })
             .map(|c| {
                 let mut row = format!("• `{}` `{}`", c.key(), c.schedule);
                 if c.suspended {

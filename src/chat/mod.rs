@@ -260,6 +260,18 @@ impl Chat for Chats {
     }
 }
 
+/// Buttons whose click is a decision: recorded durably before the platform
+/// is answered (DESIGN.md "Approval is final").
+pub const DECIDING_ACTIONS: [&str; 7] = [
+    "approve",
+    "approve_held",
+    "deny",
+    "cancel",
+    "hold_confirm",
+    "resume_confirm",
+    "hold_cancel",
+];
+
 /// A person acting in chat.
 #[derive(Debug, Clone)]
 pub enum Interaction {

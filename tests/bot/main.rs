@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod durable;
 mod fake_kube;
 mod fake_slack;
 mod fake_teams;
@@ -13,6 +14,7 @@ mod manifests;
 mod rerun;
 mod security;
 mod service;
+mod teams;
 mod teams_app;
 mod teams_cards;
 

@@ -155,6 +155,42 @@ async fn settings_without_signing_secret_or_app_token_are_refused() {
 }
 
 #[tokio::test]
+async fn settings_name_the_missing_platform_settings() {
+    let t = Tester::start().await;
+    let client = || kube::Client::try_from(t.kube.client_config()).unwrap();
+    let mut none = t.settings();
+    none.slack_bot_token = None;
+    let err = rerun_bot::Bot::start(none, client())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("SLACK_BOT_TOKEN") && err.to_string().contains("TEAMS_APP_ID"),
+        "{err}"
+    );
+    let mut teams = t.settings();
+    teams.teams_app_id = Some("5a1b2c3d-0000-4000-8000-00000000b07a".into());
+    teams.teams_tenant_id = Some("72f988bf-0000-4000-8000-000000000011".into());
+    let err = rerun_bot::Bot::start(teams, client())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("TEAMS_APP_PASSWORD, TEAMS_CHANNEL are not set"),
+        "{err}"
+    );
+    let mut no_channel = t.settings();
+    no_channel.channel = None;
+    let err = rerun_bot::Bot::start(no_channel, client())
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("RERUN_BOT_CHANNEL"), "{err}");
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn audit_endpoint_needs_the_token_and_the_cli_reads_it() {
     let t = Tester::with_args(&["--audit-token", "s3cret-token"]).await;
     t.kube

@@ -22,9 +22,21 @@ use rerun_bot::config::Settings;
 
 use super::kube::{Failure, FakeKube};
 use super::slack::{FakeSlack, Message};
+use rerun_sim::teams::FakeTeams;
 
 pub const SIGNING_SECRET: &str = "test-signing-secret";
 pub const CHANNEL: &str = "C_ALERTS";
+pub const TEAMS_APP_ID: &str = "5a1b2c3d-0000-4000-8000-00000000b07a";
+pub const TEAMS_PASSWORD: &str = "test-teams-client-secret";
+pub const TEAMS_TENANT: &str = "72f988bf-0000-4000-8000-000000000011";
+
+/// Which chat platforms a test's bot speaks on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platforms {
+    Slack,
+    Teams,
+    Both,
+}
 
 #[derive(Parser)]
 struct SettingsOnly {
@@ -48,6 +60,9 @@ impl Answer {
 pub struct Tester {
     pub kube: FakeKube,
     pub slack: FakeSlack,
+    /// The simulated Bot Framework, when the bot speaks Teams.
+    pub teams: Option<FakeTeams>,
+    platforms: Platforms,
     bot: Option<Bot>,
     data_dir: Arc<tempfile::TempDir>,
     extra_args: Vec<String>,
@@ -69,9 +84,32 @@ impl Tester {
 
     /// Starts the bot against fakes the test has already filled.
     pub async fn with_fakes(kube: FakeKube, slack: FakeSlack, args: &[&str]) -> Tester {
+        Self::with_platforms(kube, slack, None, Platforms::Slack, args).await
+    }
+
+    /// A bot on Teams only (`Platforms::Teams`) or on both platforms.
+    pub async fn on(platforms: Platforms, args: &[&str]) -> Tester {
+        let kube = FakeKube::start().await;
+        let slack = FakeSlack::start(SIGNING_SECRET).await;
+        let teams = match platforms {
+            Platforms::Slack => None,
+            _ => Some(FakeTeams::start(TEAMS_APP_ID, TEAMS_PASSWORD, TEAMS_TENANT).await),
+        };
+        Self::with_platforms(kube, slack, teams, platforms, args).await
+    }
+
+    pub async fn with_platforms(
+        kube: FakeKube,
+        slack: FakeSlack,
+        teams: Option<FakeTeams>,
+        platforms: Platforms,
+        args: &[&str],
+    ) -> Tester {
         let mut t = Tester {
             kube,
             slack,
+            teams,
+            platforms,
             bot: None,
             data_dir: Arc::new(tempfile::tempdir().expect("temp dir")),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
@@ -84,14 +122,6 @@ impl Tester {
     pub fn settings(&self) -> Settings {
         let mut args: Vec<String> = [
             "rerun-bot",
-            "--slack-bot-token",
-            "xoxb-test-token",
-            "--slack-signing-secret",
-            SIGNING_SECRET,
-            "--slack-api-url",
-            &self.slack.api_url(),
-            "--channel",
-            CHANNEL,
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
@@ -100,6 +130,39 @@ impl Tester {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if self.platforms != Platforms::Teams {
+            args.extend(
+                [
+                    "--slack-bot-token",
+                    "xoxb-test-token",
+                    "--slack-signing-secret",
+                    SIGNING_SECRET,
+                    "--slack-api-url",
+                    &self.slack.api_url(),
+                    "--channel",
+                    CHANNEL,
+                ]
+                .map(String::from),
+            );
+        }
+        if let Some(teams) = &self.teams {
+            args.extend([
+                "--teams-app-id".into(),
+                TEAMS_APP_ID.into(),
+                "--teams-app-password".into(),
+                TEAMS_PASSWORD.into(),
+                "--teams-tenant-id".into(),
+                TEAMS_TENANT.into(),
+                "--teams-channel".into(),
+                teams.channel("alerts"),
+                "--teams-service-url".into(),
+                teams.service_url(),
+                "--teams-login-url".into(),
+                teams.login_url(),
+                "--teams-openid-metadata-url".into(),
+                teams.openid_metadata_url(),
+            ]);
+        }
         if !self.extra_args.iter().any(|a| a == "--capture-budget") {
             // Alerts wait for their exit code and log, so tests read whole
             // alerts; `alerts::details_follow_by_update…` covers the default.
@@ -116,6 +179,9 @@ impl Tester {
         let bot = Bot::start(self.settings(), client)
             .await
             .expect("bot starts");
+        if let Some(teams) = &self.teams {
+            teams.set_bot_endpoint(&format!("http://{}/api/messages", bot.http_addr()));
+        }
         self.bot = Some(bot);
         self.wait_ready().await;
     }
@@ -291,11 +357,28 @@ impl Tester {
         }
     }
 
-    /// Every message the bot sent was looked at, none broke Block Kit's rules.
+    /// The simulated Teams (panics when the bot does not speak Teams).
+    pub fn teams(&self) -> &FakeTeams {
+        self.teams.as_ref().expect("this test's bot speaks Teams")
+    }
+
+    /// The Teams channel alerts go to by default.
+    pub fn teams_channel(&self) -> String {
+        self.teams().channel("alerts")
+    }
+
+    /// Every message the bot sent was looked at, none broke Block Kit's rules
+    /// (nor Teams'), and every Adaptive Card parses.
     pub async fn finish(mut self) {
         self.slack.expect_quiet(Duration::from_millis(300)).await;
         self.slack.assert_no_violations();
         self.slack.assert_all_taken();
+        if let Some(teams) = &self.teams {
+            teams.wait_quiet(Duration::from_millis(300)).await;
+            teams.finish();
+            // Every card the bot sent, through Microsoft's parser.
+            super::cards::validate_cards(&teams.cards());
+        }
         self.stop().await;
     }
 }

@@ -76,7 +76,7 @@ impl Dispatch {
         let (forms, buttons): (Vec<_>, Vec<_>) = interactions
             .into_iter()
             .partition(|i| matches!(i, Interaction::Form(_)));
-        self.buttons(buttons);
+        self.buttons(buttons).await;
         let form = forms.into_iter().next()?;
         let this = self.clone();
         let work = tokio::spawn(async move { this.handler.handle(form).await });
@@ -110,32 +110,56 @@ impl Dispatch {
         ))
     }
 
-    /// Button clicks are acknowledged at once; answers go out as ephemeral messages.
-    pub fn buttons(&self, interactions: Vec<Interaction>) {
+    /// Buttons that decide (approve, deny, cancel, confirm a hold or resume)
+    /// are handled — and so recorded — before Slack gets its answer (within
+    /// the budget); the others are acknowledged at once. Answers go out as
+    /// ephemeral messages, after the acknowledgement.
+    pub async fn buttons(&self, interactions: Vec<Interaction>) {
+        let mut deciding = Vec::new();
         for interaction in interactions {
+            let Interaction::Button(click) = &interaction else {
+                continue;
+            };
+            let decides = crate::chat::DECIDING_ACTIONS.contains(&click.action_id.as_str());
             let this = self.clone();
-            tokio::spawn(async move {
-                let Interaction::Button(click) = &interaction else {
-                    return;
-                };
-                let (user, channel) = (
-                    click.user.clone(),
-                    click.message.as_ref().map(|m| m.channel.clone()),
-                );
-                let reply = this.handler.handle(interaction).await;
-                if !matches!(reply, Reply::Ack | Reply::FormErrors(_)) {
-                    match channel {
-                        Some(channel) => {
-                            if let Err(e) = this.chat.post_ephemeral(&channel, &user, &reply).await
-                            {
-                                tracing::warn!(error = %e, "could not answer a button click");
-                            }
-                        }
-                        None => tracing::warn!("button click without a channel; answer dropped"),
-                    }
-                }
-            });
+            let task = tokio::spawn(async move { this.click(interaction).await });
+            if decides {
+                deciding.push(task);
+            }
         }
+        if !deciding.is_empty()
+            && tokio::time::timeout(COMMAND_ANSWER_BUDGET, futures::future::join_all(deciding))
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "a deciding click took longer than the answer budget; acknowledged anyway"
+            );
+        }
+    }
+
+    async fn click(&self, interaction: Interaction) {
+        let Interaction::Button(click) = &interaction else {
+            return;
+        };
+        let (user, channel) = (
+            click.user.clone(),
+            click.message.as_ref().map(|m| m.channel.clone()),
+        );
+        let reply = self.handler.handle(interaction).await;
+        if matches!(reply, Reply::Ack | Reply::FormErrors(_)) {
+            return;
+        }
+        let Some(channel) = channel else {
+            tracing::warn!("button click without a channel; answer dropped");
+            return;
+        };
+        let chat = self.chat.clone();
+        tokio::spawn(async move {
+            if let Err(e) = chat.post_ephemeral(&channel, &user, &reply).await {
+                tracing::warn!(error = %e, "could not answer a button click");
+            }
+        });
     }
 }
 

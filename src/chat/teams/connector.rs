@@ -223,7 +223,11 @@ impl Connector {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    (Some(status), retry_after, answer.text().await.unwrap_or_default())
+                    (
+                        Some(status),
+                        retry_after,
+                        answer.text().await.unwrap_or_default(),
+                    )
                 }
                 Err(e) => (None, None, e.to_string()),
             };
@@ -262,7 +266,12 @@ impl Connector {
                 }
                 _ if retryable && attempt < ATTEMPTS => {
                     let wait = retry_after.unwrap_or(backoff).min(MAX_WAIT);
-                    tracing::debug!(method = method_name, ?status, ?wait, "Connector call retried");
+                    tracing::debug!(
+                        method = method_name,
+                        ?status,
+                        ?wait,
+                        "Connector call retried"
+                    );
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(MAX_WAIT);
                 }

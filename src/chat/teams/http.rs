@@ -140,11 +140,10 @@ async fn messages(State(st): State<TeamsState>, headers: HeaderMap, body: Bytes)
             tenant = activity.tenant().unwrap_or("none"),
             "activity from another tenant ignored"
         );
-        return (
-            StatusCode::FORBIDDEN,
-            "this bot serves another tenant\n".to_string(),
-        )
-            .into_response();
+        return match (activity.kind.as_str(), activity.name.as_deref()) {
+            ("invoke", Some(name)) => invoke_error(name, 403, "This bot serves another tenant."),
+            _ => StatusCode::OK.into_response(),
+        };
     }
     if activity.conversation.conversation_type.as_deref() == Some("channel") {
         st.teams.learn_service_url(&activity.service_url);
@@ -199,6 +198,19 @@ async fn handle(st: &TeamsState, interaction: Interaction) -> Option<Reply> {
     }
 }
 
+/// An invoke refused: still HTTP 200 (Teams wants that), the status in the body.
+fn invoke_error(name: &str, status: u16, text: &str) -> Response {
+    let body = match name {
+        "task/fetch" | "task/submit" => json!({"task": {"type": "message", "value": text}}),
+        _ => json!({
+            "statusCode": status,
+            "type": "application/vnd.microsoft.error",
+            "value": {"code": "Forbidden", "message": text},
+        }),
+    };
+    (StatusCode::OK, Json(body)).into_response()
+}
+
 fn invoke_text(name: &str, text: &str) -> Response {
     let body = match name {
         "task/fetch" | "task/submit" => json!({"task": {"type": "message", "value": text}}),
@@ -231,10 +243,9 @@ async fn on_action(st: TeamsState, activity: Activity, user: String) -> Response
                 .into_response(),
             None => invoke_text("adaptiveCard/action", "Done."),
         },
-        Reply::Ephemeral(_) | Reply::FormErrors(_) => invoke_text(
-            "adaptiveCard/action",
-            &st.teams.reply_text(&reply),
-        ),
+        Reply::Ephemeral(_) | Reply::FormErrors(_) => {
+            invoke_text("adaptiveCard/action", &st.teams.reply_text(&reply))
+        }
         // A preview or a list: for the clicker alone, in their 1:1 chat.
         Reply::History(_) | Reply::Confirm(_) => {
             match st
@@ -274,7 +285,11 @@ fn click(
     }
 }
 
-fn dialog(form: &crate::chat::Form, values: &crate::chat::FormValues, errors: &[(&str, String)]) -> Value {
+fn dialog(
+    form: &crate::chat::Form,
+    values: &crate::chat::FormValues,
+    errors: &[(&str, String)],
+) -> Value {
     json!({"task": {"type": "continue", "value": {
         "title": cards::dialog_title(form),
         "card": cards::attachment(cards::dialog(form, values, errors)),
@@ -342,12 +357,27 @@ async fn on_message(st: TeamsState, activity: Activity, user: String) {
     let channel = if activity.personal() {
         st.teams.settings_channel()
     } else {
-        activity.conversation.id.split(';').next().unwrap_or_default().to_string()
+        activity
+            .conversation
+            .id
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     };
     let interaction = if let Some(verb) = activity.value["verb"].as_str() {
-        Interaction::Button(click(&st, &activity, user.clone(), verb.to_string(), &activity.value))
+        Interaction::Button(click(
+            &st,
+            &activity,
+            user.clone(),
+            verb.to_string(),
+            &activity.value,
+        ))
     } else {
-        let text = command_text(activity.text.as_deref().unwrap_or_default(), &activity.entities);
+        let text = command_text(
+            activity.text.as_deref().unwrap_or_default(),
+            &activity.entities,
+        );
         let (word, rest) = match text.split_once(char::is_whitespace) {
             Some((w, r)) => (w.to_string(), r.trim().to_string()),
             None => (text.clone(), String::new()),

@@ -124,7 +124,10 @@ impl TeamsChat {
     fn learn_service_url(&self, url: &str) {
         let mut current = self.service_url.write().expect("service url lock");
         if *current != url {
-            tracing::info!(service_url = url, "Teams serviceUrl learned from an activity");
+            tracing::info!(
+                service_url = url,
+                "Teams serviceUrl learned from an activity"
+            );
             *current = url.to_string();
         }
     }
@@ -165,7 +168,10 @@ impl TeamsChat {
     }
 
     fn new_trigger(&self) -> String {
-        format!("teams:{}", self.triggers.fetch_add(1, Ordering::Relaxed) + 1)
+        format!(
+            "teams:{}",
+            self.triggers.fetch_add(1, Ordering::Relaxed) + 1
+        )
     }
 
     fn take_form(&self, trigger: &str) -> Option<Form> {
@@ -359,7 +365,11 @@ fn split_ts(ts: &str) -> (&str, &str) {
 /// Where an activity is, in the app's terms: the conversation without its
 /// `;messageid=`, and the `ts` of `activity_id` in it.
 fn message_ref(conversation: &str, activity_id: &str) -> MessageRef {
-    let channel = conversation.split(';').next().unwrap_or_default().to_string();
+    let channel = conversation
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let ts = match message_id(conversation) {
         Some(root) if root != activity_id => format!("{root}/{activity_id}"),
         _ => activity_id.to_string(),

@@ -458,3 +458,98 @@ async fn both_platforms_get_every_alert_and_a_request_lives_where_it_was_made() 
     );
     t.finish().await;
 }
+
+#[tokio::test]
+async fn repeated_failures_thread_under_the_first_card_once_each_across_a_restart() {
+    let mut t = Tester::on(Platforms::Teams, &[]).await;
+    let first = alert(&t).await;
+    let second_job = t
+        .fail_job("billing-sync", Failure::deadline_exceeded())
+        .await;
+    let reply = t.teams().next_message().await;
+    assert_eq!(reply.kind, Kind::Reply);
+    assert_eq!(reply.root.as_deref(), Some(first.activity_id.as_str()));
+    assert!(
+        reply.render().contains("DeadlineExceeded"),
+        "{}",
+        reply.render()
+    );
+    let parent = t.teams().next_update_of(&first.activity_id).await;
+    assert!(parent.render().contains("2 times"), "{}", parent.render());
+
+    // MODIFIED events and a restart find the records: nothing twice.
+    let name = second_job["metadata"]["name"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        t.kube.update(Resource::Jobs, "default", &name, |j| {
+            j["metadata"]["labels"]["touched"] = json!(i.to_string());
+        });
+    }
+    t.restart().await;
+    t.teams().wait_quiet(Duration::from_millis(800)).await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_channel_the_bot_was_removed_from_falls_back_to_the_default_and_oversized_bodies_are_refused()
+ {
+    let t = Tester::on(Platforms::Teams, &["--audit-token", "tok"]).await;
+    let gone = t.teams().channel("removed-from");
+    t.teams().forbid_conversation(&gone);
+    t.kube.apply_cronjob(
+        billing_sync()
+            .annotation("rerun-bot.io/teams-channel", &gone)
+            .build(),
+    );
+    t.fail_job("billing-sync", Failure::oom_killed()).await;
+    let alert = t.teams().next_message().await;
+    assert_eq!(
+        alert.channel.as_deref(),
+        Some(t.teams_channel().as_str()),
+        "403 on the annotated channel: the default channel gets it"
+    );
+    let big = format!(
+        "{{\"type\":\"message\",\"text\":\"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
+    assert_eq!(
+        t.post("/api/messages", "application/json", &[], &big)
+            .await
+            .status,
+        413
+    );
+
+    // The audit trail names the platform of the alert.
+    let events = rerun_bot::audit_client::fetch(&t.url(""), "tok", Some("1h"), None)
+        .await
+        .unwrap();
+    let posted = events
+        .iter()
+        .find(|e| e.event.action == "alert.posted")
+        .expect("alert.posted");
+    assert_eq!(posted.event.detail["platform"], "teams");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_audit_trail_names_teams_people_and_their_platform() {
+    let t = Tester::on(Platforms::Teams, &["--audit-token", "tok"]).await;
+    let alert = alert(&t).await;
+    let card = requested(&t, &alert).await;
+    t.teams().click("bob", &card, "approve").await;
+    drain(&t).await;
+    let events = rerun_bot::audit_client::fetch(&t.url(""), "tok", Some("1h"), None)
+        .await
+        .unwrap();
+    let approved = events
+        .iter()
+        .find(|e| e.event.action == "rerun.approved")
+        .expect("rerun.approved");
+    assert_eq!(approved.event.actor, aad(&t, "bob"));
+    assert_eq!(
+        approved.event.platform,
+        Some(rerun_bot::chat::Platform::Teams)
+    );
+    let table = rerun_bot::audit_client::table(&events);
+    assert!(table.contains("teams"), "{table}");
+    t.finish().await;
+}

@@ -3298,3 +3298,27 @@ impl FakeKube {
         job_now
     }
 }
+
+// ------------------------------------------------------- the Job controller
+
+impl FakeKube {
+    /// The Job controller picking up a Job that a client created (a rerun,
+    /// `kubectl create job`): its first pod starts running and the Job
+    /// becomes active. A Job that already has pods, or has finished, is left
+    /// as it is. `None` if there is no such Job.
+    pub fn run_job(&self, ns: &str, job: &str) -> Option<Value> {
+        let j = self.get(Resource::Jobs, ns, job)?;
+        let finished = j
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True"
+            });
+        if finished || !self.owned_by(Resource::Pods, uid_of(&j)).is_empty() {
+            return Some(j);
+        }
+        Some(self.start_job(&j))
+    }
+}

@@ -398,6 +398,12 @@ impl FakeSlack {
         self.lock().calls.clone()
     }
 
+    /// The successful calls after the first `n`, in order: a reader that
+    /// keeps its own count follows the workspace without copying it all.
+    pub fn calls_since(&self, n: usize) -> Vec<ApiCall> {
+        self.lock().calls.iter().skip(n).cloned().collect()
+    }
+
     /// How many times `method` was tried, failed attempts (429, 5xx, Slack
     /// errors, bad auth, invalid blocks) included.
     pub fn attempts(&self, method: &str) -> usize {

@@ -6,14 +6,23 @@
 //!
 //! - batch/v1 `jobs`, `cronjobs`; core/v1 `pods` (+ `pods/log`), `events`, and
 //!   the cluster-scoped `namespaces` (created implicitly when first used);
-//! - create / get / list / watch / replace / merge patch / delete, `status`
+//!   coordination.k8s.io/v1 `leases`;
+//! - apiextensions.k8s.io/v1 `customresourcedefinitions`: a CRD's storage
+//!   version is served (discovery, CRUD, `status` subresource if declared,
+//!   watch) while it exists, 404 before; custom resources are pruned,
+//!   defaulted and type-checked against the structural schema
+//!   (`fieldValidation` Ignore/Warn/Strict), refuse unconditional updates, and
+//!   print as `meta.k8s.io` Tables with their `additionalPrinterColumns` when
+//!   kubectl asks (`Accept: application/json;as=Table;…`; Leases and CRDs too);
+//! - create / get / list / watch / replace / merge and JSON patch / delete, `status`
 //!   subresources, `deletecollection`, `/version` and discovery;
 //! - one global `resourceVersion` counter and a bounded history of watch
 //!   events: a watch resumes from any retained version and gets a `410 Expired`
 //!   ERROR event for an older one; bookmarks, `timeoutSeconds`, label and field
 //!   selectors, `limit`/`continue` paging; errors are k8s `Status` JSON;
 //! - faults: dropped watch streams, compaction, scripted error answers (with
-//!   `Retry-After`), added latency.
+//!   `Retry-After`), added latency, an outage answering every request with
+//!   one status for a while ([`FakeKube::fail_all_for`]).
 //!
 //! The "world" methods ([`FakeKube::create`], [`FakeKube::update`], …) act like
 //! other clients of the apiserver (they bump the version and emit watch
@@ -22,10 +31,14 @@
 //!
 //! Deliberate simplifications: deletion is immediate (no finalizers, no grace
 //! period; `Foreground` removes the dependents first, then the owner);
-//! server-side apply is a merge patch that creates a missing object; JSON patch
-//! answers 415; `resourceVersion` on a list is ignored (lists are always the
+//! server-side apply is a merge patch that creates a missing object;
+//! `resourceVersion` on a list is ignored (lists are always the
 //! latest state); an update that changes nothing is a no-op (no new version, no
-//! event), as on a real apiserver.
+//! event), as on a real apiserver. Of a CRD only the storage version is
+//! served (no conversion between versions); schema validation covers types,
+//! `required`, `enum`, defaults and pruning (no formats, patterns, bounds or
+//! CEL rules); a deleted CRD takes its objects with it at once; watches
+//! always send plain objects (no Tables); protobuf bodies answer 415.
 //!
 //! Delete propagation when the request names no policy follows the apiserver's
 //! defaults: batch/v1 Jobs orphan their pods (the GC strips the ownerReference,
@@ -66,15 +79,70 @@ pub enum Resource {
     Pods,
     Events,
     Namespaces,
+    /// coordination.k8s.io/v1 `leases`.
+    Leases,
+    /// apiextensions.k8s.io/v1 `customresourcedefinitions` (cluster-scoped).
+    CustomResourceDefinitions,
+    /// A resource a CustomResourceDefinition defines (its storage version);
+    /// served only while that CRD exists (see [`FakeKube::install_crd`]).
+    Custom(CustomKind),
+}
+
+/// The identity of a CRD-defined resource: group, storage version, plural,
+/// kind and scope. Interned process-wide (so that [`Resource`] stays `Copy`);
+/// whether a given [`FakeKube`] serves it depends on its CRDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomKind(u32);
+
+struct CustomDef {
+    group: &'static str,
+    api_version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+}
+
+/// Every custom identity ever seen; bounded by the distinct CRDs installed.
+static CUSTOM_DEFS: Mutex<Vec<&'static CustomDef>> = Mutex::new(Vec::new());
+
+impl CustomKind {
+    fn intern(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
+        let mut defs = lock(&CUSTOM_DEFS);
+        let api_version = format!("{group}/{version}");
+        if let Some(i) = defs.iter().position(|d| {
+            d.api_version == api_version
+                && d.plural == plural
+                && d.kind == kind
+                && d.namespaced == namespaced
+        }) {
+            return CustomKind(i as u32);
+        }
+        let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+        defs.push(Box::leak(Box::new(CustomDef {
+            group: leak(group),
+            api_version: leak(&api_version),
+            plural: leak(plural),
+            kind: leak(kind),
+            namespaced,
+        })));
+        CustomKind((defs.len() - 1) as u32)
+    }
+
+    fn def(self) -> &'static CustomDef {
+        lock(&CUSTOM_DEFS)[self.0 as usize]
+    }
 }
 
 impl Resource {
-    pub const ALL: [Resource; 5] = [
+    /// The built-in kinds (custom ones come and go with their CRDs).
+    pub const ALL: [Resource; 7] = [
         Resource::Jobs,
         Resource::CronJobs,
         Resource::Pods,
         Resource::Events,
         Resource::Namespaces,
+        Resource::Leases,
+        Resource::CustomResourceDefinitions,
     ];
 
     pub fn plural(self) -> &'static str {
@@ -84,6 +152,9 @@ impl Resource {
             Resource::Pods => "pods",
             Resource::Events => "events",
             Resource::Namespaces => "namespaces",
+            Resource::Leases => "leases",
+            Resource::CustomResourceDefinitions => "customresourcedefinitions",
+            Resource::Custom(c) => c.def().plural,
         }
     }
 
@@ -94,12 +165,18 @@ impl Resource {
             Resource::Pods => "Pod",
             Resource::Events => "Event",
             Resource::Namespaces => "Namespace",
+            Resource::Leases => "Lease",
+            Resource::CustomResourceDefinitions => "CustomResourceDefinition",
+            Resource::Custom(c) => c.def().kind,
         }
     }
 
     pub fn group(self) -> &'static str {
         match self {
             Resource::Jobs | Resource::CronJobs => "batch",
+            Resource::Leases => "coordination.k8s.io",
+            Resource::CustomResourceDefinitions => "apiextensions.k8s.io",
+            Resource::Custom(c) => c.def().group,
             _ => "",
         }
     }
@@ -107,20 +184,32 @@ impl Resource {
     pub fn api_version(self) -> &'static str {
         match self {
             Resource::Jobs | Resource::CronJobs => "batch/v1",
+            Resource::Leases => "coordination.k8s.io/v1",
+            Resource::CustomResourceDefinitions => "apiextensions.k8s.io/v1",
+            Resource::Custom(c) => c.def().api_version,
             _ => "v1",
         }
     }
 
     pub fn namespaced(self) -> bool {
-        self != Resource::Namespaces
+        match self {
+            Resource::Namespaces | Resource::CustomResourceDefinitions => false,
+            Resource::Custom(c) => c.def().namespaced,
+            _ => true,
+        }
     }
 
-    fn has_status(self) -> bool {
-        self != Resource::Events
+    /// Whether a built-in kind has a `status` subresource (custom ones: see
+    /// [`Store::has_status`]).
+    fn builtin_has_status(self) -> bool {
+        !matches!(
+            self,
+            Resource::Events | Resource::Leases | Resource::Custom(_)
+        )
     }
 
-    fn index(self) -> usize {
-        self as usize
+    fn is_custom(self) -> bool {
+        matches!(self, Resource::Custom(_))
     }
 
     /// `jobs.batch`, `pods`: how Status messages name the resource.
@@ -139,6 +228,7 @@ impl Resource {
         }
     }
 
+    /// A built-in resource by group and plural.
     fn lookup(group: &str, plural: &str) -> Option<Resource> {
         Self::ALL
             .into_iter()
@@ -152,7 +242,7 @@ impl Resource {
             // The controller appends `-<minutes>` (11 chars) to make Job names.
             Resource::CronJobs => 52,
             Resource::Namespaces => 63,
-            Resource::Pods | Resource::Events => 253,
+            _ => 253,
         }
     }
 }
@@ -764,7 +854,7 @@ fn field_supported(r: Resource, f: &str) -> bool {
             ),
             Resource::Jobs => f == "status.successful",
             Resource::Namespaces => f == "status.phase",
-            Resource::CronJobs => false,
+            _ => false,
         }
 }
 
@@ -996,7 +1086,13 @@ impl DeleteOpts {
 
 struct Store {
     rv: u64,
-    objects: Vec<BTreeMap<Key, Arc<Value>>>,
+    objects: BTreeMap<Resource, BTreeMap<Key, Arc<Value>>>,
+    /// What the CRDs make served: custom resource → its definition.
+    served: BTreeMap<Resource, Served>,
+    /// How this request wants unknown fields handled (`fieldValidation`).
+    field_validation: FieldValidation,
+    /// `Warning` headers for the current request.
+    warnings: Vec<String>,
     /// owner uid → dependents (what the garbage collector's graph knows).
     dependents: HashMap<String, BTreeSet<(Resource, String, String)>>,
     history: VecDeque<HistoryEvent>,
@@ -1020,7 +1116,10 @@ impl Store {
             .finish();
         Store {
             rv: 0,
-            objects: Resource::ALL.iter().map(|_| BTreeMap::new()).collect(),
+            objects: BTreeMap::new(),
+            served: BTreeMap::new(),
+            field_validation: FieldValidation::Warn,
+            warnings: Vec::new(),
             dependents: HashMap::new(),
             history: VecDeque::new(),
             history_limit: DEFAULT_HISTORY_LIMIT,
@@ -1069,7 +1168,32 @@ impl Store {
     }
 
     fn map(&self, r: Resource) -> &BTreeMap<Key, Arc<Value>> {
-        &self.objects[r.index()]
+        static EMPTY: BTreeMap<Key, Arc<Value>> = BTreeMap::new();
+        self.objects.get(&r).unwrap_or(&EMPTY)
+    }
+
+    fn has_status(&self, r: Resource) -> bool {
+        match r {
+            Resource::Custom(_) => self.served.get(&r).is_some_and(|s| s.status),
+            r => r.builtin_has_status(),
+        }
+    }
+
+    /// The custom resource served at `/apis/{group}/{version}/{plural}`.
+    fn served_at(&self, group: &str, version: &str, plural: &str) -> Option<Resource> {
+        self.served
+            .iter()
+            .find(|(_, s)| s.group == group && s.version == version && s.plural == plural)
+            .map(|(r, _)| *r)
+    }
+
+    /// Recomputes what is served from the CRDs.
+    fn resync_crds(&mut self) {
+        self.served = self
+            .map(Resource::CustomResourceDefinitions)
+            .values()
+            .filter_map(|crd| Served::from_crd(crd))
+            .collect();
     }
 
     fn get(&self, r: Resource, ns: &str, name: &str) -> Option<&Arc<Value>> {
@@ -1180,16 +1304,39 @@ impl Store {
         obj_at(&mut obj, "metadata").insert("resourceVersion".into(), self.rv.to_string().into());
         let key = (ns_of(&obj).to_string(), name_of(&obj).to_string());
         let arc = Arc::new(obj);
-        let old = self.objects[r.index()].insert(key.clone(), arc.clone());
+        let old = self
+            .objects
+            .entry(r)
+            .or_default()
+            .insert(key.clone(), arc.clone());
         self.reindex(r, &key, old.as_deref(), Some(&arc));
         self.record(r, kind, arc.clone());
+        if r == Resource::CustomResourceDefinitions {
+            self.resync_crds();
+        }
         (*arc).clone()
     }
 
     /// Removes an object (no cascade) and emits DELETED.
     fn remove(&mut self, r: Resource, ns: &str, name: &str) -> Option<Value> {
+        if r == Resource::CustomResourceDefinitions && self.get(r, ns, name).is_some() {
+            // The CRD finalizer deletes every object of the resource first.
+            let gone: Vec<Resource> = self
+                .served
+                .iter()
+                .filter(|(_, s)| s.crd == name)
+                .map(|(r, _)| *r)
+                .collect();
+            for cr in gone {
+                let keys: Vec<Key> = self.map(cr).keys().cloned().collect();
+                for (kns, kname) in keys {
+                    self.remove(cr, &kns, &kname);
+                }
+                self.objects.remove(&cr);
+            }
+        }
         let key = (ns.to_string(), name.to_string());
-        let old = self.objects[r.index()].remove(&key)?;
+        let old = self.objects.get_mut(&r)?.remove(&key)?;
         self.reindex(r, &key, Some(&old), None);
         if r == Resource::Pods {
             self.logs.remove(&key);
@@ -1199,7 +1346,52 @@ impl Store {
         obj_at(&mut obj, "metadata").insert("resourceVersion".into(), self.rv.to_string().into());
         let arc = Arc::new(obj);
         self.record(r, "DELETED", arc.clone());
+        if r == Resource::CustomResourceDefinitions {
+            self.resync_crds();
+        }
         Some((*arc).clone())
+    }
+
+    /// Kind-specific admission: CRD validation, Lease decoding, custom
+    /// resource schemas (pruning, defaults, types; `fieldValidation`).
+    fn admit(&mut self, r: Resource, name: &str, obj: &mut Value) -> Result<(), ApiError> {
+        match r {
+            Resource::CustomResourceDefinitions => validate_crd(obj),
+            Resource::Leases => check_lease(obj),
+            Resource::Custom(_) => {
+                let Some(schema) = self.served.get(&r).and_then(|s| s.schema.clone()) else {
+                    return Ok(());
+                };
+                let (mut pruned, mut errs) = (Vec::new(), Vec::new());
+                apply_schema(obj, &schema, "", &mut pruned, &mut errs);
+                if !pruned.is_empty() {
+                    match self.field_validation {
+                        FieldValidation::Strict => {
+                            let list: Vec<String> = pruned
+                                .iter()
+                                .map(|p| format!("unknown field \"{p}\""))
+                                .collect();
+                            let version = r.api_version().rsplit('/').next().unwrap_or("");
+                            return Err(ApiError::bad_request(format!(
+                                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                                list.join(", "),
+                                kind = r.kind(),
+                            )));
+                        }
+                        FieldValidation::Warn => self
+                            .warnings
+                            .extend(pruned.iter().map(|p| format!("unknown field \"{p}\""))),
+                        FieldValidation::Ignore => {}
+                    }
+                }
+                match errs.len() {
+                    0 => Ok(()),
+                    1 => Err(ApiError::invalid(r, name, &errs[0])),
+                    _ => Err(ApiError::invalid(r, name, format!("[{}]", errs.join(", ")))),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     fn create(
@@ -1211,6 +1403,18 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         check_shape(r, &obj)?;
+        if r.is_custom() {
+            for (key, what) in [("kind", "Kind"), ("apiVersion", "apiVersion")] {
+                if obj
+                    .get(key)
+                    .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Object '{what}' is missing in '{obj}'"
+                    )));
+                }
+            }
+        }
         let top = obj_mut(&mut obj);
         top.insert("apiVersion".into(), r.api_version().into());
         top.insert("kind".into(), r.kind().into());
@@ -1290,8 +1494,22 @@ impl Store {
         validate_meta(r, &name, &obj)?;
         let keep_status =
             origin == Origin::World && obj.get("status").is_some_and(|s| !s.is_null());
-        if r.has_status() && !keep_status {
-            obj_mut(&mut obj).insert("status".into(), initial_status(r));
+        if self.has_status(r) && !keep_status {
+            if r.is_custom() {
+                // The custom resource strategy drops status on create.
+                obj_mut(&mut obj).remove("status");
+            } else {
+                obj_mut(&mut obj).insert("status".into(), initial_status(r));
+            }
+        }
+        self.admit(r, &name, &mut obj)?;
+        if r == Resource::CustomResourceDefinitions {
+            let status = crd_status(
+                &obj,
+                obj.get("status")
+                    .filter(|s| s.get("storedVersions").is_some()),
+            );
+            obj_mut(&mut obj).insert("status".into(), status);
         }
         if dry_run {
             return Ok(obj);
@@ -1338,14 +1556,25 @@ impl Store {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        if let Some(v) = str_at(&new, &["metadata", "resourceVersion"]).filter(|v| !v.is_empty())
-            && v != rv_of(&old)
-        {
-            return Err(ApiError::stale(r, name));
+        match str_at(&new, &["metadata", "resourceVersion"]).filter(|v| !v.is_empty()) {
+            Some(v) if v != rv_of(&old) => return Err(ApiError::stale(r, name)),
+            Some(_) => {}
+            // Custom resources and CRDs refuse unconditional updates.
+            None if mode != Mode::World
+                && (r.is_custom() || r == Resource::CustomResourceDefinitions) =>
+            {
+                return Err(ApiError::invalid(
+                    r,
+                    name,
+                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                ));
+            }
+            None => {}
         }
+        let has_status = self.has_status(r);
         let mut result = match mode {
             Mode::Main => {
-                if r.has_status() {
+                if has_status {
                     set_or_remove(&mut new, "status", old.get("status").cloned());
                 }
                 new
@@ -1378,7 +1607,12 @@ impl Store {
                 }
             }
         }
-        if old.get("spec") != result.get("spec") {
+        self.admit(r, name, &mut result)?;
+        if r == Resource::CustomResourceDefinitions && mode != Mode::Status {
+            let status = crd_status(&result, old.get("status"));
+            obj_mut(&mut result).insert("status".into(), status);
+        }
+        if generation_fields(r, has_status, &old) != generation_fields(r, has_status, &result) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
@@ -1413,21 +1647,46 @@ impl Store {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        let apply = match ct.as_str() {
-            "application/merge-patch+json" | "application/strategic-merge-patch+json" => false,
-            "application/apply-patch+yaml" | "application/apply-patch+json" => true,
+        // Custom resources have no strategic merge (no Go struct tags).
+        let strategic_ok = !r.is_custom();
+        let (apply, json) = match ct.as_str() {
+            "application/merge-patch+json" => (false, false),
+            "application/strategic-merge-patch+json" if strategic_ok => (false, false),
+            "application/json-patch+json" => (false, true),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => (true, false),
             _ => {
+                let accepted = if strategic_ok {
+                    "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+                } else {
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                };
                 return Err(ApiError::new(
                     415,
                     "UnsupportedMediaType",
                     format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (this fake does not implement {ct:?})"
+                        "the body of the request was in an unknown format - accepted media types include: {accepted}"
                     ),
                 ));
             }
         };
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        if json {
+            let old = self
+                .get(r, ns, name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(r, name))?;
+            let mut patched = (*old).clone();
+            json_patch(&mut patched, &patch)?;
+            if rv_of(&patched) != rv_of(&old) && !rv_of(&patched).is_empty() {
+                return Err(ApiError::stale(r, name));
+            }
+            obj_at(&mut patched, "metadata").insert("resourceVersion".into(), rv_of(&old).into());
+            let mode = if status_sub { Mode::Status } else { Mode::Main };
+            return self
+                .update(r, ns, name, patched, mode, dry_run)
+                .map(|v| (200, v));
+        }
         if !patch.is_object() {
             return Err(ApiError::bad_request(
                 "error decoding patch: not a JSON object",
@@ -1463,6 +1722,8 @@ impl Store {
         }
         let mut merged = (*old).clone();
         merge_patch(&mut merged, &patch);
+        // A patch that drops metadata.resourceVersion is still unconditional.
+        obj_at(&mut merged, "metadata").insert("resourceVersion".into(), rv_of(&old).into());
         let mode = if status_sub { Mode::Status } else { Mode::Main };
         self.update(r, ns, name, merged, mode, dry_run)
             .map(|v| (200, v))
@@ -1528,7 +1789,13 @@ impl Store {
     ) -> Option<Value> {
         let uid = uid_of(self.get(r, ns, name)?).to_string();
         if r == Resource::Namespaces {
-            for dr in Resource::ALL.into_iter().filter(|r| r.namespaced()) {
+            let kinds: Vec<Resource> = self
+                .objects
+                .keys()
+                .copied()
+                .filter(|r| r.namespaced())
+                .collect();
+            for dr in kinds {
                 let keys: Vec<Key> = self
                     .range(dr, Some(name), None)
                     .map(|(k, _)| k.clone())
@@ -1594,6 +1861,22 @@ impl Store {
     }
 }
 
+/// What a change must touch to bump `metadata.generation`: the spec for
+/// built-in kinds; for custom resources everything but metadata (and status
+/// when it is a subresource).
+fn generation_fields(r: Resource, has_status: bool, obj: &Value) -> Value {
+    if !r.is_custom() {
+        return obj.get("spec").cloned().unwrap_or(Value::Null);
+    }
+    let mut v = obj.clone();
+    let m = obj_mut(&mut v);
+    m.remove("metadata");
+    if has_status {
+        m.remove("status");
+    }
+    v
+}
+
 /// What the apiserver's defaulting and the Job strategy add on create.
 fn apply_defaults(r: Resource, obj: &mut Value, uid: &str, name: &str) {
     match r {
@@ -1652,7 +1935,26 @@ fn apply_defaults(r: Resource, obj: &mut Value, uid: &str, name: &str) {
                 .entry("finalizers")
                 .or_insert(json!(["kubernetes"]));
         }
-        Resource::Pods | Resource::Events => {}
+        Resource::CustomResourceDefinitions => {
+            let spec = obj_at(obj, "spec");
+            spec.entry("conversion")
+                .or_insert(json!({"strategy": "None"}));
+            let kind = spec
+                .get("names")
+                .and_then(|n| n.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(Value::Object(names)) = spec.get_mut("names") {
+                names
+                    .entry("singular")
+                    .or_insert_with(|| kind.to_ascii_lowercase().into());
+                names
+                    .entry("listKind")
+                    .or_insert_with(|| format!("{kind}List").into());
+            }
+        }
+        Resource::Pods | Resource::Events | Resource::Leases | Resource::Custom(_) => {}
     }
 }
 
@@ -1662,6 +1964,568 @@ fn initial_status(r: Resource) -> Value {
         Resource::Namespaces => json!({"phase": "Active"}),
         _ => json!({}),
     }
+}
+
+// ----------------------------------------------------------------------- CRDs
+
+/// How a request wants fields unknown to the schema handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    fn from_query(q: &Query) -> Result<FieldValidation, ApiError> {
+        match q.get("fieldValidation") {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other}"
+            ))),
+        }
+    }
+}
+
+/// An `additionalPrinterColumns` entry.
+#[derive(Clone, Debug)]
+struct PrinterColumn {
+    name: String,
+    kind: String,
+    format: String,
+    description: String,
+    priority: i64,
+    json_path: String,
+}
+
+/// A resource a CRD makes served (its storage version).
+#[derive(Clone, Debug)]
+struct Served {
+    crd: String,
+    group: String,
+    version: String,
+    plural: String,
+    singular: String,
+    kind: String,
+    short_names: Vec<String>,
+    categories: Vec<String>,
+    status: bool,
+    columns: Vec<PrinterColumn>,
+    schema: Option<Value>,
+}
+
+fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn storage_version(crd: &Value) -> Option<&Value> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+}
+
+impl Served {
+    fn from_crd(crd: &Value) -> Option<(Resource, Served)> {
+        let spec = crd.get("spec")?;
+        let group = spec.get("group")?.as_str()?;
+        let plural = str_at(spec, &["names", "plural"])?;
+        let kind = str_at(spec, &["names", "kind"])?;
+        let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
+        let v = storage_version(crd)?;
+        if v.get("served").and_then(Value::as_bool) == Some(false) {
+            return None;
+        }
+        let version = v.get("name")?.as_str()?;
+        let columns = v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| PrinterColumn {
+                        name: str_at(c, &["name"]).unwrap_or("").to_string(),
+                        kind: str_at(c, &["type"]).unwrap_or("string").to_string(),
+                        format: str_at(c, &["format"]).unwrap_or("").to_string(),
+                        description: str_at(c, &["description"]).unwrap_or("").to_string(),
+                        priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                        json_path: str_at(c, &["jsonPath"]).unwrap_or("").to_string(),
+                    })
+                    .collect()
+            })
+            // Without printer columns the apiserver shows an Age column.
+            .unwrap_or_else(|| {
+                vec![PrinterColumn {
+                    name: "Age".into(),
+                    kind: "date".into(),
+                    format: String::new(),
+                    description: String::new(),
+                    priority: 0,
+                    json_path: ".metadata.creationTimestamp".into(),
+                }]
+            });
+        let r = Resource::Custom(CustomKind::intern(group, version, plural, kind, namespaced));
+        let served = Served {
+            crd: name_of(crd).to_string(),
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: plural.to_string(),
+            singular: str_at(spec, &["names", "singular"])
+                .map(str::to_string)
+                .unwrap_or_else(|| kind.to_ascii_lowercase()),
+            kind: kind.to_string(),
+            short_names: strings_at(spec, "/names/shortNames"),
+            categories: strings_at(spec, "/names/categories"),
+            status: v.pointer("/subresources/status").is_some(),
+            columns,
+            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+        };
+        Some((r, served))
+    }
+}
+
+/// Checks of the apiextensions strategy (the parts a client can trip over).
+fn validate_crd(obj: &Value) -> Result<(), ApiError> {
+    let r = Resource::CustomResourceDefinitions;
+    let name = name_of(obj);
+    let invalid = |what: String| Err(ApiError::invalid(r, name, what));
+    let group = str_at(obj, &["spec", "group"]).unwrap_or("");
+    let plural = str_at(obj, &["spec", "names", "plural"]).unwrap_or("");
+    let kind = str_at(obj, &["spec", "names", "kind"]).unwrap_or("");
+    if group.is_empty() {
+        return invalid("spec.group: Required value".into());
+    }
+    if !group.contains('.') || !dns_subdomain(group) {
+        return invalid(format!(
+            "spec.group: Invalid value: \"{group}\": should be a domain with at least one dot"
+        ));
+    }
+    if plural.is_empty() {
+        return invalid("spec.names.plural: Required value".into());
+    }
+    if !dns_label(plural) {
+        return invalid(format!(
+            "spec.names.plural: Invalid value: \"{plural}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+        ));
+    }
+    if kind.is_empty() {
+        return invalid("spec.names.kind: Required value".into());
+    }
+    if name != format!("{plural}.{group}") {
+        return invalid(format!(
+            "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+        ));
+    }
+    match str_at(obj, &["spec", "scope"]) {
+        Some("Namespaced") | Some("Cluster") => {}
+        Some(other) => {
+            return invalid(format!(
+                "spec.scope: Unsupported value: \"{other}\": supported values: \"Cluster\", \"Namespaced\""
+            ));
+        }
+        None => return invalid("spec.scope: Required value".into()),
+    }
+    let versions = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if versions.is_empty() {
+        return invalid("spec.versions: Invalid value: null: must have exactly one version marked as storage version".into());
+    }
+    let storage = versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .count();
+    if storage != 1 {
+        return invalid(format!(
+            "spec.versions: Invalid value: {}: must have exactly one version marked as storage version",
+            Value::Array(versions.to_vec())
+        ));
+    }
+    for (i, v) in versions.iter().enumerate() {
+        if v.pointer("/schema/openAPIV3Schema").is_none() {
+            return invalid(format!(
+                "spec.versions[{i}].schema.openAPIV3Schema: Required value: schemas are required"
+            ));
+        }
+        for (j, c) in v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let path = str_at(c, &["jsonPath"]).unwrap_or("");
+            if parse_simple_path(path).is_none() {
+                return invalid(format!(
+                    "spec.versions[{i}].additionalPrinterColumns[{j}].jsonPath: Invalid value: \"{path}\": must be a simple json path starting with ."
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the CRD controllers write: accepted names, Established, stored versions.
+fn crd_status(obj: &Value, old_status: Option<&Value>) -> Value {
+    let now = now_rfc3339();
+    let mut names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let kind = str_at(&names, &["kind"]).unwrap_or("").to_string();
+    let m = obj_mut(&mut names);
+    m.entry("singular")
+        .or_insert_with(|| kind.to_ascii_lowercase().into());
+    m.entry("listKind")
+        .or_insert_with(|| format!("{kind}List").into());
+    let mut stored = old_status
+        .map(|s| strings_at(s, "/storedVersions"))
+        .unwrap_or_default();
+    if let Some(v) = storage_version(obj)
+        .and_then(|v| v.get("name"))
+        .and_then(Value::as_str)
+        && !stored.iter().any(|s| s == v)
+    {
+        stored.push(v.to_string());
+    }
+    let conditions = old_status
+        .and_then(|s| s.get("conditions"))
+        .cloned()
+        .unwrap_or_else(|| {
+            json!([
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                 "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                 "message": "the initial names have been accepted", "lastTransitionTime": now},
+            ])
+        });
+    json!({"acceptedNames": names, "conditions": conditions, "storedVersions": stored})
+}
+
+/// A step of a simple JSONPath (`.a.b[0].c`).
+#[derive(Debug, PartialEq)]
+enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses the simple JSON paths printer columns may use; `None` if not one.
+fn parse_simple_path(p: &str) -> Option<Vec<PathStep>> {
+    let p = p.trim();
+    let p = p
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(p);
+    let mut rest = p.strip_prefix('.')?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let key = &rest[..end];
+        if key.is_empty() && !rest.starts_with('[') {
+            return None;
+        }
+        if !key.is_empty() {
+            steps.push(PathStep::Key(key.to_string()));
+        }
+        rest = &rest[end..];
+        while let Some(r) = rest.strip_prefix('[') {
+            let close = r.find(']')?;
+            let inside = r[..close].trim_matches(|c| c == '\'' || c == '"');
+            match inside.parse::<usize>() {
+                Ok(i) => steps.push(PathStep::Index(i)),
+                Err(_) if !inside.is_empty() && !inside.contains(['*', ':', '?', '@']) => {
+                    steps.push(PathStep::Key(inside.to_string()))
+                }
+                Err(_) => return None,
+            }
+            rest = &r[close + 1..];
+        }
+        if let Some(r) = rest.strip_prefix('.') {
+            if r.is_empty() {
+                return None;
+            }
+            rest = r;
+        }
+    }
+    Some(steps)
+}
+
+fn eval_simple_path<'a>(obj: &'a Value, steps: &[PathStep]) -> Option<&'a Value> {
+    steps.iter().try_fold(obj, |v, s| match s {
+        PathStep::Key(k) => v.get(k),
+        PathStep::Index(i) => v.get(*i),
+    })
+}
+
+/// Kubernetes' `duration.HumanDuration`, as `kubectl get` shows ages.
+fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    if d < chrono::Duration::seconds(-1) {
+        return "<invalid>".into();
+    }
+    if secs < 0 {
+        return "0s".into();
+    }
+    if secs < 120 {
+        return format!("{secs}s");
+    }
+    let minutes = secs / 60;
+    if minutes < 10 {
+        let s = secs % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = secs / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+fn age_of(ts: Option<&str>) -> String {
+    match ts.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+        Some(t) => human_duration(Utc::now() - t.with_timezone(&Utc)),
+        None => "<unknown>".into(),
+    }
+}
+
+/// A printer column's cell, as the apiextensions table convertor makes it.
+fn column_cell(col: &PrinterColumn, obj: &Value) -> Value {
+    let Some(v) = parse_simple_path(&col.json_path)
+        .and_then(|steps| eval_simple_path(obj, &steps))
+        .filter(|v| !v.is_null())
+    else {
+        return Value::Null;
+    };
+    match (col.kind.as_str(), v) {
+        ("string", Value::String(s)) => s.clone().into(),
+        // jsonpath prints other values as Go's fmt would.
+        ("string", other) => other.to_string().into(),
+        ("integer", Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map_or(Value::Null, Into::into),
+        ("number", Value::Number(n)) => n.as_f64().map_or(Value::Null, Into::into),
+        ("boolean", Value::Bool(b)) => (*b).into(),
+        ("date", Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => human_duration(Utc::now() - t.with_timezone(&Utc)).into(),
+            Err(_) => "<invalid>".into(),
+        },
+        _ => Value::Null,
+    }
+}
+
+fn json_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Structural-schema handling of a custom resource, as the apiserver does
+/// it: unknown fields pruned (reported in `pruned`), `null`s of non-nullable
+/// fields dropped, defaults applied, then types, `required` and `enum` checked.
+fn apply_schema(
+    v: &mut Value,
+    s: &Value,
+    path: &str,
+    pruned: &mut Vec<String>,
+    errs: &mut Vec<String>,
+) {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    let preserve = s
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let int_or_string = s.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let ty = s.get("type").and_then(Value::as_str).unwrap_or("");
+    let actual = json_type_name(v);
+    let type_ok = match ty {
+        "" => true,
+        _ if int_or_string => matches!(actual, "integer" | "string"),
+        "number" => matches!(actual, "integer" | "number"),
+        t => t == actual,
+    };
+    if !type_ok {
+        let expected = if int_or_string { "integer,string" } else { ty };
+        errs.push(format!(
+            "{p}: Invalid value: \"{actual}\": {p} in body must be of type {expected}: \"{actual}\"",
+            p = if path.is_empty() { "<root>" } else { path }
+        ));
+        return;
+    }
+    if let Some(choices) = s.get("enum").and_then(Value::as_array)
+        && !choices.contains(v)
+    {
+        let list: Vec<String> = choices.iter().map(Value::to_string).collect();
+        errs.push(format!(
+            "{path}: Unsupported value: {v}: supported values: {}",
+            list.join(", ")
+        ));
+    }
+    match v {
+        Value::Object(m) => {
+            let props = s.get("properties").and_then(Value::as_object);
+            let additional = s.get("additionalProperties").filter(|a| a.is_object());
+            let embedded = s
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true);
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                let sub = props.and_then(|p| p.get(&k)).or(additional);
+                let keep_meta = (path.is_empty() || embedded)
+                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                match sub {
+                    Some(sub) => {
+                        let child = m.get_mut(&k).expect("key listed");
+                        if child.is_null()
+                            && sub.get("nullable").and_then(Value::as_bool) != Some(true)
+                        {
+                            m.remove(&k);
+                            continue;
+                        }
+                        if keep_meta && k == "metadata" {
+                            continue;
+                        }
+                        apply_schema(child, sub, &join(&k), pruned, errs);
+                    }
+                    None if keep_meta || preserve => {}
+                    None => {
+                        m.remove(&k);
+                        pruned.push(join(&k));
+                    }
+                }
+            }
+            if let Some(props) = props {
+                for (k, sub) in props {
+                    if !m.contains_key(k)
+                        && let Some(d) = sub.get("default")
+                    {
+                        let mut d = d.clone();
+                        apply_schema(&mut d, sub, &join(k), &mut Vec::new(), errs);
+                        m.insert(k.clone(), d);
+                    }
+                }
+            }
+            for k in strings_at(s, "/required") {
+                if !m.contains_key(&k) {
+                    errs.push(format!("{}: Required value", join(&k)));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = s.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    apply_schema(item, item_schema, &format!("{path}[{i}]"), pruned, errs);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A MicroTime as the apiserver writes it back (UTC, microseconds).
+fn normalize_micro_time(v: &mut Value, field: &str) -> Result<(), String> {
+    let Some(Value::String(s)) = v.get(field) else {
+        return Ok(());
+    };
+    let t = DateTime::parse_from_rfc3339(s).map_err(|_| {
+        format!("parsing time \"{s}\" as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse")
+    })?;
+    v[field] = t
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+        .into();
+    Ok(())
+}
+
+/// Lease decoding and validation (coordination.k8s.io/v1).
+fn check_lease(obj: &mut Value) -> Result<(), ApiError> {
+    let r = Resource::Leases;
+    let name = name_of(obj).to_string();
+    let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
+        return Ok(());
+    };
+    for f in ["acquireTime", "renewTime"] {
+        normalize_micro_time(spec, f).map_err(ApiError::bad_request)?;
+    }
+    for (f, min) in [("leaseDurationSeconds", 1), ("leaseTransitions", 0)] {
+        match spec.get(f) {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.is_i64() => {
+                let n = n.as_i64().unwrap_or(0);
+                if n < min {
+                    let what = if min == 1 {
+                        "must be greater than 0"
+                    } else {
+                        "must be greater than or equal to 0"
+                    };
+                    return Err(ApiError::invalid(
+                        r,
+                        &name,
+                        format!("spec.{f}: Invalid value: {n}: {what}"),
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "json: cannot unmarshal {} into Go struct field LeaseSpec.spec.{f} of type int32",
+                    json_type_name(other)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------- inner
@@ -1674,6 +2538,7 @@ pub struct RecordedRequest {
     pub query: String,
     pub body: Option<Value>,
     pub content_type: Option<String>,
+    pub accept: Option<String>,
     /// When the request arrived.
     pub at: std::time::Instant,
 }
@@ -1688,6 +2553,8 @@ struct FailRule {
 
 struct Knobs {
     rules: Vec<FailRule>,
+    /// Every request is answered with this status until then.
+    outage: Option<(Instant, u16)>,
     latency: Duration,
     bookmark_interval: Duration,
 }
@@ -1723,6 +2590,18 @@ impl Inner {
     fn take_fault(&self, method: &str, path: &str) -> (Duration, Option<Response>) {
         let mut k = lock(&self.knobs);
         let latency = k.latency;
+        match k.outage {
+            Some((until, status)) if Instant::now() < until => {
+                let err = ApiError::new(
+                    status,
+                    reason_for(status),
+                    format!("injected outage: the apiserver answers {status} for {method} {path}"),
+                );
+                return (latency, Some(err.response()));
+            }
+            Some(_) => k.outage = None,
+            None => {}
+        }
         let hit = k.rules.iter_mut().find(|f| {
             f.remaining > 0
                 && (f.method == "*" || f.method.eq_ignore_ascii_case(method))
@@ -1757,6 +2636,7 @@ struct Call<'a> {
     path: &'a str,
     query: &'a str,
     content_type: Option<&'a str>,
+    accept: Option<&'a str>,
     body: &'a [u8],
 }
 
@@ -1770,6 +2650,11 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
     let json_body = match &bytes {
         Ok(b) if !b.is_empty() => serde_json::from_slice(b).ok(),
@@ -1781,6 +2666,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         query: query.clone(),
         body: json_body,
         content_type: content_type.clone(),
+        accept: accept.clone(),
         at: std::time::Instant::now(),
     });
     let (latency, fault) = inner.take_fault(&method, &path);
@@ -1798,6 +2684,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         path: &path,
         query: &query,
         content_type: content_type.as_deref(),
+        accept: accept.as_deref(),
         body: &bytes,
     };
     route(&inner, &call).unwrap_or_else(|e| e.response())
@@ -1821,18 +2708,294 @@ fn route(inner: &Arc<Inner>, c: &Call) -> Result<Response, ApiError> {
             "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": inner.addr.to_string()}],
         })),
-        ["apis"] => get_only(json!({
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [batch_group()],
-        })),
-        ["apis", "batch"] => get_only(batch_group()),
-        ["api", "v1"] => get_only(resource_list("v1")),
-        ["apis", "batch", "v1"] => get_only(resource_list("batch/v1")),
-        ["api", "v1", rest @ ..] => resources(inner, c, "", rest),
-        ["apis", "batch", "v1", rest @ ..] => resources(inner, c, "batch", rest),
+        ["apis"] => {
+            let groups = Discovery::of(&inner.store()).groups();
+            get_only(json!({
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": groups.iter().map(|(g, vs)| api_group(g, vs)).collect::<Vec<_>>(),
+            }))
+        }
+        ["apis", group] => {
+            let groups = Discovery::of(&inner.store()).groups();
+            let (g, vs) = groups
+                .iter()
+                .find(|(g, _)| g == group)
+                .ok_or_else(ApiError::path_not_found)?;
+            get_only(api_group(g, vs))
+        }
+        ["api", "v1"] => get_only(Discovery::of(&inner.store()).resource_list("", "v1")),
+        ["openapi", "v3"] => get_only(Discovery::of(&inner.store()).openapi_root()),
+        ["openapi", "v3", "api", "v1"] => {
+            get_only(Discovery::of(&inner.store()).openapi_gv("", "v1"))
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            let d = Discovery::of(&inner.store());
+            if !d
+                .groups()
+                .iter()
+                .any(|(g, vs)| g == group && vs.iter().any(|v| v == version))
+            {
+                return Err(ApiError::path_not_found());
+            }
+            get_only(d.openapi_gv(group, version))
+        }
+        ["apis", group, version] => {
+            let d = Discovery::of(&inner.store());
+            if !d
+                .groups()
+                .iter()
+                .any(|(g, vs)| g == group && vs.iter().any(|v| v == version))
+            {
+                return Err(ApiError::path_not_found());
+            }
+            get_only(d.resource_list(group, version))
+        }
+        ["api", "v1", rest @ ..] => {
+            resources(inner, c, rest, &|plural| Resource::lookup("", plural))
+        }
+        ["apis", group, version, rest @ ..] => {
+            let builtin = |plural: &str| {
+                Resource::lookup(group, plural)
+                    .filter(|r| r.api_version() == format!("{group}/{version}"))
+            };
+            resources(inner, c, rest, &|plural| {
+                builtin(plural).or_else(|| inner.store().served_at(group, version, plural))
+            })
+        }
         _ => Err(ApiError::path_not_found()),
     }
+}
+
+/// What discovery shows: the built-in kinds and the served custom ones.
+struct Discovery {
+    custom: Vec<(Resource, Served)>,
+}
+
+impl Discovery {
+    fn of(s: &Store) -> Discovery {
+        Discovery {
+            custom: s.served.iter().map(|(r, v)| (*r, v.clone())).collect(),
+        }
+    }
+
+    /// Groups (built-in first, then custom ones by name) with their versions.
+    fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let builtin = Resource::ALL.iter().map(|r| {
+            (
+                r.group().to_string(),
+                r.api_version()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("v1")
+                    .to_string(),
+            )
+        });
+        let mut custom: Vec<(String, String)> = self
+            .custom
+            .iter()
+            .map(|(_, s)| (s.group.clone(), s.version.clone()))
+            .collect();
+        custom.sort();
+        for (g, v) in builtin.chain(custom) {
+            if g.is_empty() {
+                continue;
+            }
+            match out.iter_mut().find(|(og, _)| *og == g) {
+                Some((_, vs)) if !vs.contains(&v) => vs.push(v),
+                Some(_) => {}
+                None => out.push((g, vec![v])),
+            }
+        }
+        out
+    }
+
+    fn resource_list(&self, group: &str, version: &str) -> Value {
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        let verbs = json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ]);
+        let mut resources = Vec::new();
+        for r in Resource::ALL.into_iter().filter(|r| r.api_version() == gv) {
+            let mut entry = json!({
+                "name": r.plural(), "singularName": r.kind().to_ascii_lowercase(), "namespaced": r.namespaced(),
+                "kind": r.kind(), "verbs": verbs,
+            });
+            if r == Resource::CustomResourceDefinitions {
+                entry["shortNames"] = json!(["crd", "crds"]);
+                entry["categories"] = json!(["api-extensions"]);
+            }
+            resources.push(entry);
+            if r.builtin_has_status() {
+                resources.push(json!({
+                    "name": format!("{}/status", r.plural()), "singularName": "", "namespaced": r.namespaced(),
+                    "kind": r.kind(), "verbs": ["get", "patch", "update"],
+                }));
+            }
+            if r == Resource::Pods {
+                resources.push(json!({
+                    "name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"],
+                }));
+            }
+        }
+        for (r, s) in self
+            .custom
+            .iter()
+            .filter(|(_, s)| s.group == group && s.version == version)
+        {
+            let mut entry = json!({
+                "name": s.plural, "singularName": s.singular, "namespaced": r.namespaced(),
+                "kind": s.kind,
+                "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+                "storageVersionHash": format!("{:012x}", fnv(&format!("{group}/{version}/{}", s.plural)) & 0xffff_ffff_ffff),
+            });
+            if !s.short_names.is_empty() {
+                entry["shortNames"] = json!(s.short_names);
+            }
+            if !s.categories.is_empty() {
+                entry["categories"] = json!(s.categories);
+            }
+            resources.push(entry);
+            if s.status {
+                resources.push(json!({
+                    "name": format!("{}/status", s.plural), "singularName": "", "namespaced": r.namespaced(),
+                    "kind": s.kind, "verbs": ["get", "patch", "update"],
+                }));
+            }
+        }
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+    }
+}
+
+impl Discovery {
+    /// `/openapi/v3`: one document per group-version.
+    fn openapi_root(&self) -> Value {
+        let mut paths = Map::new();
+        let mut gvs = vec![(String::new(), "v1".to_string())];
+        for (g, vs) in self.groups() {
+            gvs.extend(vs.into_iter().map(|v| (g.clone(), v)));
+        }
+        for (g, v) in gvs {
+            let key = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
+            let hash = format!("{:016X}", fnv(&self.openapi_gv(&g, &v).to_string()));
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+            );
+        }
+        json!({"paths": paths})
+    }
+
+    /// A group-version's OpenAPI v3 document: its paths and operations (with
+    /// the `fieldValidation` parameter, which tells kubectl to leave
+    /// validation to the server) and, for custom kinds, their schemas.
+    fn openapi_gv(&self, group: &str, version: &str) -> Value {
+        let gv_prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let mut kinds: Vec<(Resource, Option<Served>)> = Resource::ALL
+            .into_iter()
+            .filter(|r| {
+                r.group() == group && r.api_version().ends_with(&format!("/{version}"))
+                    || (group.is_empty() && r.group().is_empty() && version == "v1")
+            })
+            .map(|r| (r, None))
+            .collect();
+        kinds.extend(
+            self.custom
+                .iter()
+                .filter(|(_, s)| s.group == group && s.version == version)
+                .map(|(r, s)| (*r, Some(s.clone()))),
+        );
+        let mut paths = Map::new();
+        let mut schemas = Map::new();
+        let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        for (r, served) in kinds {
+            let gvk = json!({"group": group, "version": version, "kind": r.kind()});
+            let op = |action: &str, writes: bool| {
+                let mut params = vec![param("dryRun"), param("fieldManager")];
+                if writes {
+                    params.push(param("fieldValidation"));
+                }
+                json!({
+                    "operationId": format!("{action}{}", r.kind()),
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": action,
+                    "x-kubernetes-group-version-kind": gvk,
+                })
+            };
+            let base = if r.namespaced() {
+                format!("{gv_prefix}/namespaces/{{namespace}}/{}", r.plural())
+            } else {
+                format!("{gv_prefix}/{}", r.plural())
+            };
+            paths.insert(
+                base.clone(),
+                json!({"get": op("list", false), "post": op("post", true), "delete": op("deletecollection", false)}),
+            );
+            paths.insert(
+                format!("{base}/{{name}}"),
+                json!({"get": op("get", false), "put": op("put", true), "patch": op("patch", true), "delete": op("delete", false)}),
+            );
+            if let Some(s) = served {
+                let mut schema = s
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| json!({"type": "object"}));
+                obj_mut(&mut schema).insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+                let reversed: Vec<&str> = group.split('.').rev().collect();
+                schemas.insert(
+                    format!("{}.{version}.{}", reversed.join("."), r.kind()),
+                    schema,
+                );
+            }
+        }
+        json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.33.1"},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        })
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn api_group(name: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": name,
+        "versions": vs,
+        "preferredVersion": vs[0],
+    })
 }
 
 fn version_json() -> Value {
@@ -1853,87 +3016,44 @@ fn version_json() -> Value {
     })
 }
 
-fn batch_group() -> Value {
-    json!({
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": "batch",
-        "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"},
-    })
-}
-
-fn resource_list(group_version: &str) -> Value {
-    let verbs = json!([
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch"
-    ]);
-    let mut resources = Vec::new();
-    for r in Resource::ALL
-        .into_iter()
-        .filter(|r| r.api_version() == group_version)
-    {
-        resources.push(json!({
-            "name": r.plural(), "singularName": r.kind().to_ascii_lowercase(), "namespaced": r.namespaced(),
-            "kind": r.kind(), "verbs": verbs,
-        }));
-        if r.has_status() {
-            resources.push(json!({
-                "name": format!("{}/status", r.plural()), "singularName": "", "namespaced": r.namespaced(),
-                "kind": r.kind(), "verbs": ["get", "patch", "update"],
-            }));
-        }
-        if r == Resource::Pods {
-            resources.push(json!({
-                "name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"],
-            }));
-        }
-    }
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
-}
-
 fn resources(
     inner: &Arc<Inner>,
     c: &Call,
-    group: &str,
     rest: &[&str],
+    lookup: &dyn Fn(&str) -> Option<Resource>,
 ) -> Result<Response, ApiError> {
-    let lookup =
-        |plural: &str| Resource::lookup(group, plural).ok_or_else(ApiError::path_not_found);
+    let lookup = |plural: &str| lookup(plural).ok_or_else(ApiError::path_not_found);
     match rest {
+        ["namespaces", ns, plural, more @ ..] => {
+            // `namespaces/{name}/status` is the Namespace's own subresource.
+            if *plural == "status" && more.is_empty() && lookup("namespaces").is_ok() {
+                return object(inner, c, Resource::Namespaces, "", ns, Some("status"));
+            }
+            let r = lookup(plural)?;
+            if !r.namespaced() {
+                return Err(ApiError::path_not_found());
+            }
+            match more {
+                [] => collection(inner, c, r, Some(ns)),
+                [name] => object(inner, c, r, ns, name, None),
+                [name, sub] => object(inner, c, r, ns, name, Some(sub)),
+                _ => Err(ApiError::path_not_found()),
+            }
+        }
         [plural] => collection(inner, c, lookup(plural)?, None),
-        ["namespaces", name] if group.is_empty() => {
-            object(inner, c, Resource::Namespaces, "", name, None)
-        }
-        ["namespaces", name, "status"] if group.is_empty() => {
-            object(inner, c, Resource::Namespaces, "", name, Some("status"))
-        }
-        ["namespaces", ns, plural] => {
+        [plural, name] => {
             let r = lookup(plural)?;
-            if !r.namespaced() {
+            if r.namespaced() {
                 return Err(ApiError::path_not_found());
             }
-            collection(inner, c, r, Some(ns))
+            object(inner, c, r, "", name, None)
         }
-        ["namespaces", ns, plural, name] => {
+        [plural, name, sub] => {
             let r = lookup(plural)?;
-            if !r.namespaced() {
+            if r.namespaced() {
                 return Err(ApiError::path_not_found());
             }
-            object(inner, c, r, ns, name, None)
-        }
-        ["namespaces", ns, plural, name, sub] => {
-            let r = lookup(plural)?;
-            if !r.namespaced() {
-                return Err(ApiError::path_not_found());
-            }
-            object(inner, c, r, ns, name, Some(sub))
+            object(inner, c, r, "", name, Some(sub))
         }
         _ => Err(ApiError::path_not_found()),
     }
@@ -1972,7 +3092,7 @@ fn collection(
             if q.flag("watch")? {
                 watch_response(inner, r, filter, &q)
             } else {
-                list_response(inner, r, filter, &q)
+                list_response(inner, c, r, filter, &q)
             }
         }
         "POST" => {
@@ -1980,8 +3100,10 @@ fn collection(
                 return Err(ApiError::method_not_allowed());
             }
             let body = json_body(c)?;
-            let v = inner.mutate(|s| s.create(r, ns, body, Origin::Client, q.dry_run()))?;
-            Ok(json_response(201, &v))
+            let (v, warnings) = mutate_validated(inner, &q, |s| {
+                s.create(r, ns, body, Origin::Client, q.dry_run())
+            })?;
+            Ok(with_warnings(json_response(201, &v), &warnings))
         }
         "DELETE" => {
             let filter = Filter::from_query(r, ns, &q)?;
@@ -2022,7 +3144,7 @@ fn object(
     let q = Query::parse(c.query)?;
     let status_sub = match sub {
         None => false,
-        Some("status") if r.has_status() => true,
+        Some("status") if inner.store().has_status(r) => true,
         Some("log") if r == Resource::Pods => {
             return if c.method == "GET" {
                 pod_log(inner, ns, name, &q)
@@ -2039,20 +3161,31 @@ fn object(
             let v = s
                 .get(r, ns, name)
                 .ok_or_else(|| ApiError::not_found(r, name))?;
+            if let Some(version) = table_version(c.accept)
+                && let Some(kind) = table_kind(&s, r)
+            {
+                let meta = json!({"resourceVersion": rv_of(v)});
+                return Ok(json_response(
+                    200,
+                    &table_json(version, &kind, meta, std::slice::from_ref(v), &q)?,
+                ));
+            }
             Ok(json_response(200, &**v))
         }
         "PUT" => {
             let body = json_body(c)?;
             let mode = if status_sub { Mode::Status } else { Mode::Main };
-            let v = inner.mutate(|s| s.update(r, ns, name, body, mode, dry_run))?;
-            Ok(json_response(200, &v))
+            let (v, warnings) =
+                mutate_validated(inner, &q, |s| s.update(r, ns, name, body, mode, dry_run))?;
+            Ok(with_warnings(json_response(200, &v), &warnings))
         }
         "PATCH" => {
             let ct = c.content_type.unwrap_or("");
             let fm = q.get("fieldManager");
-            let (code, v) =
-                inner.mutate(|s| s.patch(r, ns, name, ct, c.body, status_sub, fm, dry_run))?;
-            Ok(json_response(code, &v))
+            let ((code, v), warnings) = mutate_validated(inner, &q, |s| {
+                s.patch(r, ns, name, ct, c.body, status_sub, fm, dry_run)
+            })?;
+            Ok(with_warnings(json_response(code, &v), &warnings))
         }
         "DELETE" if !status_sub => {
             let opts = DeleteOpts::parse(c.body, &q)?;
@@ -2061,6 +3194,302 @@ fn object(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Runs a write with the request's `fieldValidation`; returns its warnings.
+fn mutate_validated<T>(
+    inner: &Arc<Inner>,
+    q: &Query,
+    f: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+) -> Result<(T, Vec<String>), ApiError> {
+    let fv = FieldValidation::from_query(q)?;
+    let (out, warnings) = inner.mutate(|s| {
+        s.field_validation = fv;
+        s.warnings.clear();
+        let out = f(s);
+        s.field_validation = FieldValidation::Warn;
+        (out, std::mem::take(&mut s.warnings))
+    });
+    out.map(|v| (v, warnings))
+}
+
+/// `Warning: 299 - "…"` headers, as the apiserver sends them.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let quoted = serde_json::to_string(w).unwrap_or_default();
+        if let Ok(h) = HeaderValue::from_str(&format!("299 - {quoted}")) {
+            resp.headers_mut().append(header::WARNING, h);
+        }
+    }
+    resp
+}
+
+/// The Table version `Accept` asks for before any plain JSON, if any.
+fn table_version(accept: Option<&str>) -> Option<&'static str> {
+    for range in accept?.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        let param = |k: &str| {
+            params
+                .iter()
+                .find(|(pk, _)| pk.trim().eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.trim())
+        };
+        let json_like = media == "application/json" || media == "*/*" || media == "application/*";
+        match param("as") {
+            Some("Table") if json_like && param("g") == Some("meta.k8s.io") => match param("v") {
+                Some("v1") => return Some("meta.k8s.io/v1"),
+                Some("v1beta1") => return Some("meta.k8s.io/v1beta1"),
+                _ => {}
+            },
+            None if json_like => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How the server prints a kind as a Table (kinds without one get plain lists).
+enum TableKind {
+    Custom(Vec<PrinterColumn>),
+    Lease,
+    Crd,
+}
+
+fn table_kind(s: &Store, r: Resource) -> Option<TableKind> {
+    match r {
+        Resource::Custom(_) => s
+            .served
+            .get(&r)
+            .map(|v| TableKind::Custom(v.columns.clone())),
+        Resource::Leases => Some(TableKind::Lease),
+        Resource::CustomResourceDefinitions => Some(TableKind::Crd),
+        _ => None,
+    }
+}
+
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+const CREATION_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+impl TableKind {
+    fn columns(&self) -> Vec<Value> {
+        let col = |name: &str, ty: &str, format: &str, desc: &str, priority: i64| json!({"name": name, "type": ty, "format": format, "description": desc, "priority": priority});
+        let mut out = vec![col("Name", "string", "name", NAME_DESCRIPTION, 0)];
+        match self {
+            TableKind::Custom(cols) => out.extend(cols.iter().map(|c| {
+                let desc = if c.description.is_empty() {
+                    format!(
+                        "Custom resource definition column (in JSONPath format): {}",
+                        c.json_path
+                    )
+                } else {
+                    c.description.clone()
+                };
+                col(&c.name, &c.kind, &c.format, &desc, c.priority)
+            })),
+            TableKind::Lease => {
+                out.push(col(
+                    "Holder",
+                    "string",
+                    "",
+                    "The holder of the lease (spec.holderIdentity).",
+                    0,
+                ));
+                out.push(col("Age", "string", "", CREATION_DESCRIPTION, 0));
+            }
+            TableKind::Crd => out.push(col("Created At", "date", "", CREATION_DESCRIPTION, 0)),
+        }
+        out
+    }
+
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        let mut cells = vec![Value::from(name_of(obj))];
+        let created = str_at(obj, &["metadata", "creationTimestamp"]);
+        match self {
+            TableKind::Custom(cols) => cells.extend(cols.iter().map(|c| column_cell(c, obj))),
+            TableKind::Lease => {
+                cells.push(
+                    str_at(obj, &["spec", "holderIdentity"])
+                        .unwrap_or("")
+                        .into(),
+                );
+                cells.push(age_of(created).into());
+            }
+            TableKind::Crd => cells.push(created.unwrap_or("").into()),
+        }
+        cells
+    }
+}
+
+/// A `meta.k8s.io` Table of `items` (`includeObject`: None, Metadata, Object).
+fn table_json(
+    api_version: &str,
+    kind: &TableKind,
+    metadata: Value,
+    items: &[Arc<Value>],
+    q: &Query,
+) -> Result<Value, ApiError> {
+    let include = q.get("includeObject").unwrap_or("Metadata");
+    if !matches!(include, "None" | "Metadata" | "Object") {
+        return Err(ApiError::bad_request(format!(
+            "unrecognized includeObject value: \"{include}\""
+        )));
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|obj| {
+            let mut row = json!({"cells": kind.cells(obj)});
+            match include {
+                "Object" => row["object"] = (**obj).clone(),
+                "Metadata" => {
+                    row["object"] = json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+                    })
+                }
+                _ => {}
+            }
+            row
+        })
+        .collect();
+    Ok(json!({
+        "kind": "Table",
+        "apiVersion": api_version,
+        "metadata": metadata,
+        "columnDefinitions": kind.columns(),
+        "rows": rows,
+    }))
+}
+
+/// RFC 6902 JSON patch.
+fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    let ops = patch.as_array().ok_or_else(|| {
+        ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+    })?;
+    let failed = |msg: String| ApiError::new(422, "Invalid", msg);
+    let split = |p: &str| -> Result<(String, String), ApiError> {
+        let (parent, last) = p
+            .rsplit_once('/')
+            .ok_or_else(|| failed(format!("invalid path: {p:?}")))?;
+        Ok((
+            parent.to_string(),
+            last.replace("~1", "/").replace("~0", "~"),
+        ))
+    };
+    fn add(doc: &mut Value, parent: &str, key: &str, v: Value, path: &str) -> Result<(), ApiError> {
+        let failed = |msg: String| ApiError::new(422, "Invalid", msg);
+        match doc.pointer_mut(parent) {
+            Some(Value::Object(m)) => {
+                m.insert(key.to_string(), v);
+                Ok(())
+            }
+            Some(Value::Array(a)) => {
+                let i = if key == "-" {
+                    a.len()
+                } else {
+                    key.parse::<usize>()
+                        .ok()
+                        .filter(|i| *i <= a.len())
+                        .ok_or_else(|| {
+                            failed(format!(
+                                "add operation does not apply: doc is missing path: \"{path}\""
+                            ))
+                        })?
+                };
+                a.insert(i, v);
+                Ok(())
+            }
+            _ => Err(failed(format!(
+                "add operation does not apply: doc is missing path: \"{path}\""
+            ))),
+        }
+    }
+    fn remove(doc: &mut Value, parent: &str, key: &str, path: &str) -> Result<Value, ApiError> {
+        let missing = || {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("remove operation does not apply: doc is missing path: \"{path}\""),
+            )
+        };
+        match doc.pointer_mut(parent) {
+            Some(Value::Object(m)) => m.remove(key).ok_or_else(missing),
+            Some(Value::Array(a)) => {
+                let i = key
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < a.len())
+                    .ok_or_else(missing)?;
+                Ok(a.remove(i))
+            }
+            _ => Err(missing()),
+        }
+    }
+    for op in ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failed(format!("operation missing path: {op}")))?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| failed(format!("operation missing value: {op}")))
+        };
+        let from = || {
+            op.get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| failed(format!("operation missing from: {op}")))
+        };
+        match kind {
+            "add" if path.is_empty() => *target = value()?,
+            "add" => {
+                let (parent, key) = split(path)?;
+                add(target, &parent, &key, value()?, path)?;
+            }
+            "remove" => {
+                let (parent, key) = split(path)?;
+                remove(target, &parent, &key, path)?;
+            }
+            "replace" => {
+                let v = value()?;
+                let slot = target.pointer_mut(path).ok_or_else(|| {
+                    failed(format!(
+                        "replace operation does not apply: doc is missing key: {path}"
+                    ))
+                })?;
+                *slot = v;
+            }
+            "move" => {
+                let from = from()?;
+                let (fp, fk) = split(from)?;
+                let v = remove(target, &fp, &fk, from)?;
+                let (parent, key) = split(path)?;
+                add(target, &parent, &key, v, path)?;
+            }
+            "copy" => {
+                let v = target.pointer(from()?).cloned().ok_or_else(|| {
+                    failed(format!(
+                        "copy operation does not apply: doc is missing from path: {}",
+                        from().unwrap_or("")
+                    ))
+                })?;
+                let (parent, key) = split(path)?;
+                add(target, &parent, &key, v, path)?;
+            }
+            "test" => {
+                if target.pointer(path) != Some(&value()?) {
+                    return Err(failed(format!("testing value {path} failed: test failed")));
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!("Unexpected kind: {other}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn encode_continue(k: &Key) -> String {
@@ -2088,6 +3517,7 @@ fn decode_continue(token: &str) -> Result<Key, ApiError> {
 
 fn list_response(
     inner: &Arc<Inner>,
+    c: &Call,
     r: Resource,
     filter: Filter,
     q: &Query,
@@ -2113,14 +3543,21 @@ fn list_response(
         }
         None => None,
     };
-    let (items, next, rv) = {
+    let (items, next, rv, table) = {
         let s = inner.store();
         let (items, next) = s.page(r, &filter, after.as_ref(), limit);
-        (items, next, s.rv)
+        let table = table_version(c.accept).and_then(|v| Some((v, table_kind(&s, r)?)));
+        (items, next, s.rv, table)
     };
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(k) = next {
         metadata["continue"] = encode_continue(&k).into();
+    }
+    if let Some((version, kind)) = table {
+        return Ok(json_response(
+            200,
+            &table_json(version, &kind, metadata, &items, q)?,
+        ));
     }
     Ok(json_response(
         200,
@@ -2454,6 +3891,7 @@ impl FakeKube {
             requests: Mutex::new(Vec::new()),
             knobs: Mutex::new(Knobs {
                 rules: Vec::new(),
+                outage: None,
                 latency: Duration::ZERO,
                 bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             }),
@@ -2496,13 +3934,57 @@ impl FakeKube {
                 .to_string()
         });
         self.inner
-            .mutate(|s| s.create(r, ns.as_deref(), obj, Origin::World, false))
+            .mutate(|s| {
+                let out = s.create(r, ns.as_deref(), obj, Origin::World, false);
+                s.warnings.clear();
+                out
+            })
             .unwrap_or_else(|e| {
                 panic!(
                     "FakeKube::create({r:?}): {} {}: {}",
                     e.code, e.reason, e.message
                 )
             })
+    }
+
+    /// Applies a CustomResourceDefinition as a cluster admin would
+    /// (`kubectl apply`): created, or its spec replaced if it exists. Its
+    /// storage version is served at once; returns that resource. Panics on an
+    /// invalid CRD.
+    pub fn install_crd(&self, crd: Value) -> Resource {
+        let r = Resource::CustomResourceDefinitions;
+        let name = name_of(&crd).to_string();
+        if self.get(r, "", &name).is_some() {
+            self.update(r, "", &name, |old| {
+                let status = old.get("status").cloned();
+                *old = crd;
+                set_or_remove(old, "status", status);
+            });
+        } else {
+            self.create(r, crd);
+        }
+        self.inner
+            .store()
+            .served
+            .iter()
+            .find(|(_, s)| s.crd == name)
+            .map(|(r, _)| *r)
+            .unwrap_or_else(|| panic!("FakeKube::install_crd: {name} serves no version"))
+    }
+
+    /// Several CRDs (e.g. a multi-document YAML parsed into values).
+    pub fn install_crds(&self, crds: impl IntoIterator<Item = Value>) -> Vec<Resource> {
+        crds.into_iter().map(|c| self.install_crd(c)).collect()
+    }
+
+    /// The custom resource served for `group`/`plural`, if a CRD defines it.
+    pub fn custom_resource(&self, group: &str, plural: &str) -> Option<Resource> {
+        self.inner
+            .store()
+            .served
+            .iter()
+            .find(|(_, s)| s.group == group && s.plural == plural)
+            .map(|(r, _)| *r)
     }
 
     pub fn get(&self, r: Resource, ns: &str, name: &str) -> Option<Value> {
@@ -2546,7 +4028,11 @@ impl FakeKube {
             m.remove("resourceVersion");
         }
         self.inner
-            .mutate(|s| s.update(r, ns, name, obj, Mode::World, false))
+            .mutate(|s| {
+                let out = s.update(r, ns, name, obj, Mode::World, false);
+                s.warnings.clear();
+                out
+            })
             .unwrap_or_else(|e| {
                 panic!(
                     "FakeKube::update({r:?} {ns}/{name}): {} {}: {}",
@@ -2620,9 +4106,30 @@ impl FakeKube {
         });
     }
 
-    /// Drops every failure rule still pending.
+    /// Drops every failure rule still pending and ends an outage.
     pub fn clear_faults(&self) {
-        lock(&self.inner.knobs).rules.clear();
+        let mut k = lock(&self.inner.knobs);
+        k.rules.clear();
+        k.outage = None;
+    }
+
+    /// The apiserver is down for `d`: open watches are cut and every request
+    /// (discovery, `/version` and health included) is answered with `status`
+    /// (e.g. 500 or 503) until `d` has passed or [`FakeKube::end_outage`].
+    pub fn fail_all_for(&self, d: Duration, status: u16) {
+        lock(&self.inner.knobs).outage = Some((Instant::now() + d, status));
+        self.drop_watches();
+    }
+
+    pub fn end_outage(&self) {
+        lock(&self.inner.knobs).outage = None;
+    }
+
+    /// Whether an outage is in progress.
+    pub fn in_outage(&self) -> bool {
+        lock(&self.inner.knobs)
+            .outage
+            .is_some_and(|(until, _)| Instant::now() < until)
     }
 
     /// Delay added before every response.

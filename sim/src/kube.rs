@@ -1481,7 +1481,10 @@ impl Store {
         meta.insert("name".into(), name.clone().into());
         meta.insert("uid".into(), uid.clone().into());
         meta.insert("creationTimestamp".into(), now_rfc3339().into());
-        meta.insert("generation".into(), 1.into());
+        // The Lease strategy keeps no generation.
+        if r != Resource::Leases {
+            meta.insert("generation".into(), 1.into());
+        }
         for k in [
             "resourceVersion",
             "deletionTimestamp",
@@ -1612,7 +1615,9 @@ impl Store {
             let status = crd_status(&result, old.get("status"));
             obj_mut(&mut result).insert("status".into(), status);
         }
-        if generation_fields(r, has_status, &old) != generation_fields(r, has_status, &result) {
+        if r != Resource::Leases
+            && generation_fields(r, has_status, &old) != generation_fields(r, has_status, &result)
+        {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

@@ -16,6 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::support::kube::{CronJobFixture, Failure, FakeKube, Resource};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -982,4 +986,1130 @@ async fn fail_job_emits_failure_target_then_failed() {
     }
     let cj = fake.get(Resource::CronJobs, "default", "reports").unwrap();
     assert!(cj["status"]["active"].is_null(), "{cj}");
+}
+
+// ------------------------------------------------------- custom resources
+
+const CRD_YAML: &str = include_str!("../fixtures/rerunrequest-crd.yaml");
+const GROUP: &str = "rerun-bot.io";
+
+fn crd_value() -> Value {
+    serde_yaml::from_str(CRD_YAML).expect("CRD fixture YAML")
+}
+
+/// kubectl v1.32: `$KUBECTL`, else `kubectl.1.32` on PATH or beside the real
+/// file of the image's `kubectl` dispatcher.
+fn kubectl_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("KUBECTL").map(std::path::PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    let dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    if let Some(p) = dirs
+        .iter()
+        .map(|d| d.join("kubectl.1.32"))
+        .find(|p| p.is_file())
+    {
+        return Some(p);
+    }
+    let dispatcher = dirs
+        .iter()
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())?;
+    let real = std::fs::canonicalize(dispatcher).ok()?;
+    let fixed = real.parent()?.join("kubectl.1.32");
+    fixed.is_file().then_some(fixed)
+}
+
+/// kubectl pointed at the fake through a kubeconfig in a temporary directory
+/// (its own discovery cache and HOME).
+struct Kubectl {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+struct KubectlOut {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn new(fake: &FakeKube) -> Option<Kubectl> {
+        let Some(bin) = kubectl_binary() else {
+            eprintln!(
+                "NOTICE: kubectl 1.32 not found (set KUBECTL=…); skipping the kubectl checks"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": fake.url()}}],
+            "users": [{"name": "fake", "user": {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
+            "current-context": "fake",
+        });
+        std::fs::write(dir.path().join("kubeconfig"), config.to_string()).expect("kubeconfig");
+        Some(Kubectl { bin, dir })
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p.to_string_lossy().into_owned()
+    }
+
+    async fn run(&self, args: &[&str]) -> KubectlOut {
+        let d = self.dir.path();
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&self.bin)
+                .arg(format!("--kubeconfig={}", d.join("kubeconfig").display()))
+                .arg(format!("--cache-dir={}", d.join("cache").display()))
+                .args(args)
+                .env("HOME", d)
+                .env_remove("KUBECONFIG")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("kubectl timed out")
+        .expect("run kubectl");
+        let r = KubectlOut {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!("$ kubectl {}\n{}{}", args.join(" "), r.stdout, r.stderr);
+        r
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args).await;
+        assert!(r.ok, "kubectl {args:?} failed:\n{}{}", r.stdout, r.stderr);
+        r.stdout
+    }
+}
+
+fn api_status(r: Result<impl std::fmt::Debug, kube::Error>) -> (u16, String, String) {
+    match r {
+        Err(kube::Error::Api(s)) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Now, to the microsecond (what a MicroTime holds).
+fn micro_now() -> MicroTime {
+    let t = k8s_openapi::jiff::Timestamp::now();
+    MicroTime(k8s_openapi::jiff::Timestamp::from_microsecond(t.as_microsecond()).unwrap())
+}
+
+fn rr_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, "v1alpha1", "RerunRequest"),
+        "rerunrequests",
+    )
+}
+
+fn rerun_requests(fake: &FakeKube, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client(fake), ns, &rr_resource())
+}
+
+fn rerun_request(name: &str, cronjob: &str, requester: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "rerun-bot.io/v1alpha1",
+        "kind": "RerunRequest",
+        "metadata": {"name": name, "labels": {"rerun-bot.io/cronjob": cronjob}},
+        "spec": {"cronjob": cronjob, "requestedBy": requester, "reason": "flaky"},
+    }))
+    .expect("RerunRequest JSON")
+}
+
+/// A raw request (method, path, Accept, body): status, headers and JSON body.
+async fn raw(
+    fake: &FakeKube,
+    method: &str,
+    path: &str,
+    accept: Option<&str>,
+    body: Option<(&str, Value)>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new().request(
+        method.parse().expect("method"),
+        format!("{}{path}", fake.url()),
+    );
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
+    }
+    if let Some((ct, b)) = body {
+        req = req.header("Content-Type", ct).body(b.to_string());
+    }
+    let resp = req.send().await.expect("raw request");
+    let code = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    (
+        code,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+#[tokio::test]
+async fn crd_missing_then_served_then_deleted() {
+    let fake = FakeKube::start().await;
+    let rrs = rerun_requests(&fake, "rerun-bot");
+    let path = "/apis/rerun-bot.io/v1alpha1/namespaces/rerun-bot/rerunrequests";
+    // Not installed: the real 404 for an unknown resource, and no group.
+    let (code, reason, message) = api_status(rrs.list(&ListParams::default()).await);
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (
+            404,
+            "NotFound",
+            "the server could not find the requested resource"
+        )
+    );
+    assert_eq!(
+        raw(&fake, "GET", "/apis/rerun-bot.io", None, None).await.0,
+        404
+    );
+    assert_eq!(
+        raw(&fake, "GET", "/apis/rerun-bot.io/v1alpha1", None, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(raw(&fake, "GET", path, None, None).await.0, 404);
+    assert_eq!(fake.custom_resource(GROUP, "rerunrequests"), None);
+
+    // Applied over HTTP with the typed CRD client.
+    let crds: Api<CustomResourceDefinition> = Api::all(client(&fake));
+    let crd: CustomResourceDefinition = serde_json::from_value(crd_value()).unwrap();
+    let created = crds.create(&PostParams::default(), &crd).await.unwrap();
+    assert!(created.metadata.uid.is_some());
+    let status = created.status.clone().expect("CRD status");
+    assert_eq!(status.stored_versions, Some(vec!["v1alpha1".to_string()]));
+    let established = status.conditions.unwrap_or_default();
+    assert!(
+        established
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+    assert_eq!(
+        api_code(crds.create(&PostParams::default(), &crd).await),
+        (409, "AlreadyExists".into())
+    );
+    assert_eq!(
+        crds.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    crds.get("rerunrequests.rerun-bot.io").await.unwrap();
+    let r = fake
+        .custom_resource(GROUP, "rerunrequests")
+        .expect("served");
+    assert_eq!(
+        (r.kind(), r.api_version(), r.namespaced()),
+        ("RerunRequest", "rerun-bot.io/v1alpha1", true)
+    );
+
+    // Discovery lists it with its verbs, kind, short names and status.
+    let (_, _, groups) = raw(&fake, "GET", "/apis", None, None).await;
+    let group = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == GROUP)
+        .expect("group in /apis")
+        .clone();
+    assert_eq!(
+        group["preferredVersion"]["groupVersion"],
+        "rerun-bot.io/v1alpha1"
+    );
+    let (_, _, g) = raw(&fake, "GET", "/apis/rerun-bot.io", None, None).await;
+    assert_eq!(g["versions"][0]["version"], "v1alpha1");
+    let (_, _, list) = raw(&fake, "GET", "/apis/rerun-bot.io/v1alpha1", None, None).await;
+    let res = list["resources"].as_array().unwrap();
+    let main = res.iter().find(|r| r["name"] == "rerunrequests").unwrap();
+    assert_eq!(main["kind"], "RerunRequest");
+    assert_eq!(main["namespaced"], true);
+    assert_eq!(main["singularName"], "rerunrequest");
+    assert_eq!(main["shortNames"], json!(["rr"]));
+    assert_eq!(main["categories"], json!(["rerun-bot"]));
+    for verb in [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ] {
+        assert!(
+            main["verbs"].as_array().unwrap().iter().any(|v| v == verb),
+            "{verb}"
+        );
+    }
+    let status_sub = res
+        .iter()
+        .find(|r| r["name"] == "rerunrequests/status")
+        .unwrap();
+    assert_eq!(status_sub["verbs"], json!(["get", "patch", "update"]));
+    // kube-rs discovery agrees.
+    let discovery = kube::Discovery::new(client(&fake)).run().await.unwrap();
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk(GROUP, "v1alpha1", "RerunRequest"))
+        .expect("kube-rs discovery finds the CRD");
+    assert_eq!(ar.plural, "rerunrequests");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+
+    rrs.create(
+        &PostParams::default(),
+        &rerun_request("r1", "nightly", "alice"),
+    )
+    .await
+    .unwrap();
+
+    // Bad CRDs are refused as the apiextensions strategy does.
+    let mut bad = crd_value();
+    bad["metadata"]["name"] = "wrong.rerun-bot.io".into();
+    let bad: CustomResourceDefinition = serde_json::from_value(bad).unwrap();
+    let (code, _, message) = api_status(crds.create(&PostParams::default(), &bad).await);
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("must be spec.names.plural+\".\"+spec.group"),
+        "{message}"
+    );
+
+    // Deleting the CRD deletes its objects and stops serving it.
+    crds.delete("rerunrequests.rerun-bot.io", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(fake.list(r, None).is_empty());
+    assert_eq!(api_code(rrs.get("r1").await), (404, "NotFound".into()));
+    assert_eq!(fake.custom_resource(GROUP, "rerunrequests"), None);
+    assert_eq!(
+        raw(&fake, "GET", "/apis/rerun-bot.io/v1alpha1", None, None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn dynamic_object_crud_replace_conflict_and_status() {
+    let fake = FakeKube::start().await;
+    let r = fake.install_crd(crd_value());
+    let rrs = rerun_requests(&fake, "rerun-bot");
+    let pp = PostParams::default();
+
+    let mut req = rerun_request("r1", "nightly", "alice");
+    req.data["status"] = json!({"phase": "Approved"});
+    req.data["spec"]["unknown"] = json!("dropped");
+    let created = rrs.create(&pp, &req).await.unwrap();
+    let meta = &created.metadata;
+    assert!(meta.uid.is_some() && meta.creation_timestamp.is_some());
+    assert_eq!(meta.generation, Some(1));
+    assert_eq!(meta.namespace.as_deref(), Some("rerun-bot"));
+    // Status is dropped on create (status subresource), unknown fields
+    // pruned, defaults applied.
+    assert_eq!(created.data.get("status"), None);
+    assert_eq!(created.data["spec"].get("unknown"), None);
+    assert_eq!(created.data["spec"]["attempts"], 0);
+    assert_eq!(
+        api_code(
+            rrs.create(&pp, &rerun_request("r1", "nightly", "bob"))
+                .await
+        ),
+        (409, "AlreadyExists".into())
+    );
+    let (code, _, message) = api_status(
+        rrs.create(&pp, &{
+            let mut x = rerun_request("r2", "nightly", "bob");
+            x.data["spec"]["cronjob"] = json!(7);
+            x
+        })
+        .await,
+    );
+    assert_eq!(code, 422);
+    assert_eq!(
+        message,
+        "RerunRequest.rerun-bot.io \"r2\" is invalid: spec.cronjob: Invalid value: \"integer\": spec.cronjob in body must be of type string: \"integer\""
+    );
+    let (code, _, message) = api_status(
+        rrs.create(&pp, &{
+            let mut x = rerun_request("r2", "nightly", "bob");
+            x.data["spec"] = json!({"cronjob": "nightly"});
+            x
+        })
+        .await,
+    );
+    assert_eq!(
+        (code, message.ends_with("spec.requestedBy: Required value")),
+        (422, true),
+        "{message}"
+    );
+
+    // Replace: the resourceVersion must match; status is ignored on the main
+    // resource; generation follows spec changes.
+    let mut fresh = rrs.get("r1").await.unwrap();
+    let stale = fresh.clone();
+    fresh.data["spec"]["reason"] = json!("really flaky");
+    fresh.data["status"] = json!({"phase": "Denied"});
+    let replaced = rrs.replace("r1", &pp, &fresh).await.unwrap();
+    assert_eq!(replaced.metadata.generation, Some(2));
+    assert_eq!(replaced.data.get("status"), None);
+    assert_ne!(
+        replaced.metadata.resource_version,
+        stale.metadata.resource_version
+    );
+    let (code, reason, message) = api_status(rrs.replace("r1", &pp, &stale).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        message,
+        "Operation cannot be fulfilled on rerunrequests.rerun-bot.io \"r1\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let mut unconditional = replaced.clone();
+    unconditional.metadata.resource_version = None;
+    let (code, _, message) = api_status(rrs.replace("r1", &pp, &unconditional).await);
+    assert_eq!(code, 422);
+    assert!(
+        message.ends_with(
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        ),
+        "{message}"
+    );
+
+    // replace_status changes only status (CAS too); generation stays.
+    let mut st = replaced.clone();
+    st.data["status"] = json!({"phase": "Approved", "approvedBy": "bob"});
+    st.data["spec"]["reason"] = json!("ignored");
+    let after = rrs.replace_status("r1", &pp, &st).await.unwrap();
+    assert_eq!(after.data["status"]["approvedBy"], "bob");
+    assert_eq!(after.data["spec"]["reason"], "really flaky");
+    assert_eq!(after.metadata.generation, Some(2));
+    assert_eq!(
+        api_code(rrs.replace_status("r1", &pp, &st).await),
+        (409, "Conflict".into())
+    );
+    let mut bad_phase = after.clone();
+    bad_phase.data["status"]["phase"] = json!("Sideways");
+    let (code, _, message) = api_status(rrs.replace_status("r1", &pp, &bad_phase).await);
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("status.phase: Unsupported value: \"Sideways\""),
+        "{message}"
+    );
+    assert_eq!(
+        fake.get(r, "rerun-bot", "r1").unwrap()["status"]["phase"],
+        "Approved"
+    );
+
+    // Merge patch and JSON patch (a failed test op changes nothing).
+    let patched = rrs
+        .patch(
+            "r1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"extra": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.labels.unwrap()["extra"], "yes");
+    let r1 = "/apis/rerun-bot.io/v1alpha1/namespaces/rerun-bot/rerunrequests/r1";
+    let jp = json!([
+        {"op": "test", "path": "/spec/requestedBy", "value": "alice"},
+        {"op": "replace", "path": "/spec/reason", "value": "patched"},
+        {"op": "add", "path": "/spec/args", "value": ["--date", "2024-01-01"]},
+        {"op": "add", "path": "/spec/args/-", "value": "--force"},
+    ]);
+    let (code, _, patched) = raw(
+        &fake,
+        "PATCH",
+        r1,
+        None,
+        Some(("application/json-patch+json", jp)),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["spec"]["reason"], "patched");
+    assert_eq!(
+        patched["spec"]["args"],
+        json!(["--date", "2024-01-01", "--force"])
+    );
+    let jp = json!([
+        {"op": "test", "path": "/spec/requestedBy", "value": "mallory"},
+        {"op": "replace", "path": "/spec/reason", "value": "nope"},
+    ]);
+    let (code, _, _) = raw(
+        &fake,
+        "PATCH",
+        r1,
+        None,
+        Some(("application/json-patch+json", jp)),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        rrs.get("r1").await.unwrap().data["spec"]["reason"],
+        "patched"
+    );
+    // Unknown fields in a write come back as warnings (fieldValidation=Warn).
+    let (code, headers, _) = raw(
+        &fake,
+        "PATCH",
+        r1,
+        None,
+        Some(("application/merge-patch+json", json!({"spec": {"typo": 1}}))),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        headers["warning"],
+        "299 - \"unknown field \\\"spec.typo\\\"\""
+    );
+    let (code, _, message) = api_status(
+        rrs.patch(
+            "r1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 415, "{message}");
+    let stale_patch =
+        Patch::Merge(json!({"metadata": {"resourceVersion": "1"}, "spec": {"reason": "x"}}));
+    assert_eq!(
+        api_code(rrs.patch("r1", &PatchParams::default(), &stale_patch).await),
+        (409, "Conflict".into())
+    );
+
+    // Lists: label and name selectors, paging.
+    for (n, cj) in [("r2", "nightly"), ("r3", "weekly"), ("r4", "weekly")] {
+        rrs.create(&pp, &rerun_request(n, cj, "carol"))
+            .await
+            .unwrap();
+    }
+    let names = |l: kube::core::ObjectList<DynamicObject>| -> Vec<String> {
+        l.items.iter().map(name).collect()
+    };
+    assert_eq!(
+        names(
+            rrs.list(&ListParams::default().labels("rerun-bot.io/cronjob=weekly"))
+                .await
+                .unwrap()
+        ),
+        ["r3", "r4"]
+    );
+    assert_eq!(
+        names(
+            rrs.list(&ListParams::default().fields("metadata.name=r2"))
+                .await
+                .unwrap()
+        ),
+        ["r2"]
+    );
+    let page = rrs.list(&ListParams::default().limit(3)).await.unwrap();
+    assert_eq!(names(page.clone()), ["r1", "r2", "r3"]);
+    let token = page.metadata.continue_.clone().expect("continue token");
+    assert_eq!(
+        names(
+            rrs.list(&ListParams::default().limit(3).continue_token(&token))
+                .await
+                .unwrap()
+        ),
+        ["r4"]
+    );
+    let all: Api<DynamicObject> = Api::all_with(client(&fake), &rr_resource());
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        4
+    );
+
+    // Deletes: precondition, absent, collection by label.
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: Some("1".into()),
+            uid: None,
+        }),
+        ..DeleteParams::default()
+    };
+    assert_eq!(
+        api_code(rrs.delete("r2", &dp).await),
+        (409, "Conflict".into())
+    );
+    let current = rrs.get("r2").await.unwrap().metadata.resource_version;
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: current,
+            uid: None,
+        }),
+        ..DeleteParams::default()
+    };
+    rrs.delete("r2", &dp).await.unwrap();
+    assert_eq!(
+        api_code(rrs.delete("r2", &DeleteParams::default()).await),
+        (404, "NotFound".into())
+    );
+    rrs.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("rerun-bot.io/cronjob=weekly"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        names(rrs.list(&ListParams::default()).await.unwrap()),
+        ["r1"]
+    );
+    // Other namespaces are separate.
+    let other = rerun_requests(&fake, "elsewhere");
+    assert_eq!(api_code(other.get("r1").await), (404, "NotFound".into()));
+}
+
+#[tokio::test]
+async fn custom_resource_watch_bookmarks_and_expiry() {
+    let fake = FakeKube::start().await;
+    let r = fake.install_crd(crd_value());
+    let rrs = rerun_requests(&fake, "rerun-bot");
+    rrs.create(
+        &PostParams::default(),
+        &rerun_request("r1", "nightly", "alice"),
+    )
+    .await
+    .unwrap();
+    let (tx, mut rx) = unbounded_channel();
+    let api = rrs.clone();
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = events.next().await {
+            if let Ok(ev) = ev
+                && tx.send(ev).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let is = |n: &'static str| move |ev: &watcher::Event<DynamicObject>| matches!(ev, watcher::Event::Apply(o) | watcher::Event::InitApply(o) if o.metadata.name.as_deref() == Some(n));
+    tokio::time::timeout(WAIT, async {
+        while let Some(ev) = rx.recv().await {
+            if is("r1")(&ev) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("initial r1");
+    // A change by another client (the world), then a dropped watch and a compaction.
+    fake.update(r, "rerun-bot", "r1", |o| {
+        o["status"] = json!({"phase": "Approved"})
+    });
+    fake.drop_watches();
+    fake.compact();
+    rrs.create(
+        &PostParams::default(),
+        &rerun_request("r2", "nightly", "bob"),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while let Some(ev) = rx.recv().await {
+            if is("r2")(&ev) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("r2 after the watch was dropped");
+
+    // Raw watch from an old version: 410; a recent one resumes with bookmarks.
+    let old = rrs
+        .watch(&WatchParams::default().timeout(2), "1")
+        .await
+        .unwrap()
+        .boxed()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(old, WatchEvent::Error(ref e) if e.code == 410),
+        "{old:?}"
+    );
+    fake.set_bookmark_interval(Duration::from_millis(50));
+    let rv = fake.resource_version().to_string();
+    let mut w = rrs
+        .watch(&WatchParams::default().timeout(3), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    fake.delete(r, "rerun-bot", "r2");
+    let mut saw_delete = false;
+    let mut saw_bookmark = false;
+    while let Ok(Some(ev)) = tokio::time::timeout(WAIT, w.next()).await {
+        match ev.unwrap() {
+            WatchEvent::Deleted(o) => saw_delete |= o.metadata.name.as_deref() == Some("r2"),
+            WatchEvent::Bookmark(_) => saw_bookmark = true,
+            _ => {}
+        }
+        if saw_delete && saw_bookmark {
+            break;
+        }
+    }
+    assert!(saw_delete && saw_bookmark);
+}
+
+#[tokio::test]
+async fn lease_compare_and_swap() {
+    let fake = FakeKube::start().await;
+    let leases: Api<Lease> = Api::namespaced(client(&fake), "rerun-bot");
+    let pp = PostParams::default();
+    let now = micro_now();
+    let lease = Lease {
+        metadata: ObjectMeta {
+            name: Some("rerun-bot-leader".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("pod-a".into()),
+            lease_duration_seconds: Some(10),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now.clone()),
+            lease_transitions: Some(0),
+            ..LeaseSpec::default()
+        }),
+    };
+    let created = leases.create(&pp, &lease).await.unwrap();
+    assert_eq!(
+        api_code(leases.create(&pp, &lease).await),
+        (409, "AlreadyExists".into())
+    );
+    let raw_lease = fake
+        .get(Resource::Leases, "rerun-bot", "rerun-bot-leader")
+        .unwrap();
+    // MicroTime as kube-rs sends it (UTC, microseconds), kept.
+    let sent = serde_json::to_value(&now).unwrap();
+    assert_eq!(raw_lease["spec"]["renewTime"], sent);
+    assert_eq!(raw_lease["apiVersion"], "coordination.k8s.io/v1");
+    let got = leases.get("rerun-bot-leader").await.unwrap();
+    assert_eq!(got.spec.as_ref().unwrap().renew_time, Some(now.clone()));
+
+    // Two candidates read the same version; only the first replace wins.
+    let mut a = got.clone();
+    let mut b = got.clone();
+    a.spec.as_mut().unwrap().renew_time = Some(micro_now());
+    b.spec.as_mut().unwrap().holder_identity = Some("pod-b".into());
+    b.spec.as_mut().unwrap().lease_transitions = Some(1);
+    let renewed = leases.replace("rerun-bot-leader", &pp, &a).await.unwrap();
+    assert_ne!(
+        renewed.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    let (code, reason, message) = api_status(leases.replace("rerun-bot-leader", &pp, &b).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        message,
+        "Operation cannot be fulfilled on leases.coordination.k8s.io \"rerun-bot-leader\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    // Re-read and take over.
+    let mut b = leases.get("rerun-bot-leader").await.unwrap();
+    let spec = b.spec.as_mut().unwrap();
+    spec.holder_identity = Some("pod-b".into());
+    spec.lease_transitions = Some(1);
+    spec.acquire_time = Some(micro_now());
+    let taken = leases.replace("rerun-bot-leader", &pp, &b).await.unwrap();
+    assert_eq!(
+        taken.spec.unwrap().holder_identity.as_deref(),
+        Some("pod-b")
+    );
+
+    let mut bad = lease.clone();
+    bad.metadata.name = Some("bad".into());
+    bad.spec.as_mut().unwrap().lease_duration_seconds = Some(0);
+    let (code, _, message) = api_status(leases.create(&pp, &bad).await);
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"),
+        "{message}"
+    );
+
+    assert_eq!(
+        leases
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    leases
+        .delete("rerun-bot-leader", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        api_code(leases.get("rerun-bot-leader").await),
+        (404, "NotFound".into())
+    );
+}
+
+#[tokio::test]
+async fn tables_with_printer_columns() {
+    let fake = FakeKube::start().await;
+    let r = fake.install_crd(crd_value());
+    let rrs = rerun_requests(&fake, "rerun-bot");
+    rrs.create(
+        &PostParams::default(),
+        &rerun_request("r1", "nightly", "alice"),
+    )
+    .await
+    .unwrap();
+    fake.update(r, "rerun-bot", "r1", |o| {
+        o["status"] = json!({"phase": "Approved", "approvedBy": "bob"})
+    });
+    rrs.create(
+        &PostParams::default(),
+        &rerun_request("r2", "weekly", "carol"),
+    )
+    .await
+    .unwrap();
+    let path = "/apis/rerun-bot.io/v1alpha1/namespaces/rerun-bot/rerunrequests";
+    let (code, _, t) = raw(&fake, "GET", path, Some(TABLE), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (t["kind"].as_str(), t["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cols,
+        ["Name", "CronJob", "Phase", "Requester", "Approver", "Age"]
+    );
+    assert_eq!(t["columnDefinitions"][0]["format"], "name");
+    assert_eq!(t["columnDefinitions"][5]["type"], "date");
+    let row = &t["rows"][0];
+    assert_eq!(
+        row["cells"].as_array().unwrap()[..5],
+        [
+            json!("r1"),
+            json!("nightly"),
+            json!("Approved"),
+            json!("alice"),
+            json!("bob")
+        ]
+    );
+    let age = row["cells"][5].as_str().unwrap();
+    assert!(age.ends_with('s'), "{age}");
+    assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(row["object"]["metadata"]["name"], "r1");
+    // Missing values are null cells.
+    assert_eq!(t["rows"][1]["cells"][2], Value::Null);
+    let (_, _, full) = raw(
+        &fake,
+        "GET",
+        &format!("{path}?includeObject=Object"),
+        Some(TABLE),
+        None,
+    )
+    .await;
+    assert_eq!(full["rows"][0]["object"]["spec"]["cronjob"], "nightly");
+    let (_, _, one) = raw(&fake, "GET", &format!("{path}/r2"), Some(TABLE), None).await;
+    assert_eq!(one["rows"].as_array().unwrap().len(), 1);
+    // Plain JSON when Table is not asked for (or comes second).
+    let (_, _, plain) = raw(&fake, "GET", path, Some("application/json, */*"), None).await;
+    assert_eq!(plain["kind"], "RerunRequestList");
+    assert_eq!(plain["apiVersion"], "rerun-bot.io/v1alpha1");
+    // Leases print NAME HOLDER AGE.
+    fake.create(
+        Resource::Leases,
+        json!({"metadata": {"name": "l", "namespace": "rerun-bot"}, "spec": {"holderIdentity": "pod-a"}}),
+    );
+    let (_, _, lt) = raw(
+        &fake,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/rerun-bot/leases",
+        Some(TABLE),
+        None,
+    )
+    .await;
+    assert_eq!(lt["rows"][0]["cells"][1], "pod-a");
+    assert_eq!(lt["columnDefinitions"][1]["name"], "Holder");
+}
+
+#[tokio::test]
+async fn faults_and_outages_on_the_new_paths() {
+    let fake = FakeKube::start().await;
+    fake.install_crd(crd_value());
+    let rrs = rerun_requests(&fake, "rerun-bot");
+    let leases: Api<Lease> = Api::namespaced(client(&fake), "rerun-bot");
+    fake.fail_next("PUT", "/apis/rerun-bot.io/", 1, 500, None);
+    rrs.create(
+        &PostParams::default(),
+        &rerun_request("r1", "nightly", "alice"),
+    )
+    .await
+    .unwrap();
+    let got = rrs.get("r1").await.unwrap();
+    assert_eq!(
+        api_code(rrs.replace("r1", &PostParams::default(), &got).await).0,
+        500
+    );
+    rrs.replace("r1", &PostParams::default(), &got)
+        .await
+        .unwrap();
+    fake.fail_next("GET", "/apis/coordination.k8s.io/", 1, 403, None);
+    assert_eq!(api_code(leases.list(&ListParams::default()).await).0, 403);
+
+    // Down: everything answers 500 (and open watches are cut) until the end.
+    fake.fail_all_for(Duration::from_millis(400), 500);
+    assert!(fake.in_outage());
+    assert_eq!(api_code(rrs.get("r1").await), (500, "InternalError".into()));
+    assert_eq!(api_code(leases.get("x").await).0, 500);
+    assert_eq!(raw(&fake, "GET", "/version", None, None).await.0, 500);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    rrs.get("r1").await.unwrap();
+    fake.fail_all_for(Duration::from_secs(60), 503);
+    fake.end_outage();
+    rrs.get("r1").await.unwrap();
+}
+
+#[tokio::test]
+async fn kubectl_drives_custom_resources_and_leases() {
+    let fake = FakeKube::start().await;
+    let Some(k) = Kubectl::new(&fake) else { return };
+    let crd = k.file("crd.yaml", CRD_YAML);
+
+    let missing = k.run(&["get", "rerunrequests", "-n", "rerun-bot"]).await;
+    assert!(
+        !missing.ok
+            && missing
+                .stderr
+                .contains("the server doesn't have a resource type \"rerunrequests\""),
+        "{}",
+        missing.stderr
+    );
+    let out = k.ok(&["apply", "-f", &crd]).await;
+    assert!(
+        out.contains(
+            "customresourcedefinition.apiextensions.k8s.io/rerunrequests.rerun-bot.io created"
+        ),
+        "{out}"
+    );
+    // A second apply is a no-op patch.
+    let out = k.ok(&["apply", "-f", &crd]).await;
+    assert!(
+        out.contains("unchanged") || out.contains("configured"),
+        "{out}"
+    );
+    let out = k.ok(&["get", "crds"]).await;
+    assert!(out.contains("rerunrequests.rerun-bot.io"), "{out}");
+
+    let rr = k.file(
+        "rr.yaml",
+        "apiVersion: rerun-bot.io/v1alpha1\nkind: RerunRequest\nmetadata:\n  name: r1\n  namespace: rerun-bot\nspec:\n  cronjob: nightly\n  requestedBy: alice\n",
+    );
+    k.ok(&["create", "-f", &rr]).await;
+    let r = fake.custom_resource(GROUP, "rerunrequests").unwrap();
+    fake.update(r, "rerun-bot", "r1", |o| {
+        o["status"] = json!({"phase": "Approved", "approvedBy": "bob"})
+    });
+    // Unknown fields: kubectl asks for strict validation and the server refuses.
+    let typo = k.file(
+        "typo.yaml",
+        "apiVersion: rerun-bot.io/v1alpha1\nkind: RerunRequest\nmetadata:\n  name: r2\n  namespace: rerun-bot\nspec:\n  cronjob: nightly\n  requestedBy: alice\n  requestedby: typo\n",
+    );
+    let bad = k.run(&["create", "-f", &typo]).await;
+    assert!(
+        !bad.ok
+            && bad
+                .stderr
+                .contains("strict decoding error: unknown field \"spec.requestedby\""),
+        "{}",
+        bad.stderr
+    );
+
+    let table = k.ok(&["get", "rerunrequests", "-n", "rerun-bot"]).await;
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "CRONJOB", "PHASE", "REQUESTER", "APPROVER", "AGE"],
+        "{table}"
+    );
+    assert_eq!(
+        lines[1][..5],
+        ["r1", "nightly", "Approved", "alice", "bob"],
+        "{table}"
+    );
+    let short = k
+        .ok(&["get", "rr", "-n", "rerun-bot", "--show-labels"])
+        .await;
+    assert!(short.contains("r1"), "{short}");
+    let all = k.ok(&["get", "rerunrequests", "-A"]).await;
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    assert!(all.contains("rerun-bot"), "{all}");
+
+    let yaml = k
+        .ok(&["get", "rerunrequests", "-n", "rerun-bot", "-o", "yaml"])
+        .await;
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let item = &doc["items"][0];
+    assert_eq!(item["apiVersion"], "rerun-bot.io/v1alpha1");
+    assert_eq!(item["kind"], "RerunRequest");
+    assert_eq!(item["spec"]["cronjob"], "nightly");
+    assert_eq!(item["spec"]["attempts"], 0);
+    assert_eq!(item["status"]["approvedBy"], "bob");
+    let rv = item["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Leases: created through kube-rs, listed by kubectl.
+    let leases: Api<Lease> = Api::namespaced(client(&fake), "rerun-bot");
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "rerun-bot-leader"},
+        "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 10},
+    }))
+    .unwrap();
+    leases.create(&PostParams::default(), &lease).await.unwrap();
+    let out = k.ok(&["get", "leases", "-n", "rerun-bot"]).await;
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "HOLDER", "AGE"], "{out}");
+    assert_eq!(lines[1][..2], ["rerun-bot-leader", "pod-a"], "{out}");
+
+    // Replace with the version read: fine once, then it is stale → 409.
+    let edited = yaml_with_reason(&item, &rv, "first");
+    let f = k.file("replace1.yaml", &edited);
+    k.ok(&["replace", "-f", &f]).await;
+    let f = k.file("replace2.yaml", &yaml_with_reason(&item, &rv, "second"));
+    let stale = k.run(&["replace", "-f", &f]).await;
+    assert!(!stale.ok, "{}", stale.stdout);
+    assert!(
+        stale.stderr.contains("Operation cannot be fulfilled on rerunrequests.rerun-bot.io \"r1\": the object has been modified; please apply your changes to the latest version and try again"),
+        "{}",
+        stale.stderr
+    );
+    let reason = k
+        .ok(&[
+            "get",
+            "rr",
+            "r1",
+            "-n",
+            "rerun-bot",
+            "-o",
+            "jsonpath={.spec.reason}",
+        ])
+        .await;
+    assert_eq!(reason, "first");
+    // The same for a Lease.
+    let lease_yaml = k
+        .ok(&[
+            "get",
+            "lease",
+            "rerun-bot-leader",
+            "-n",
+            "rerun-bot",
+            "-o",
+            "json",
+        ])
+        .await;
+    let mut lease_doc: Value = serde_json::from_str(&lease_yaml).unwrap();
+    lease_doc["spec"]["holderIdentity"] = "pod-b".into();
+    let f = k.file("lease.json", &lease_doc.to_string());
+    k.ok(&["replace", "-f", &f]).await;
+    let stale = k.run(&["replace", "-f", &f]).await;
+    assert!(
+        !stale.ok
+            && stale.stderr.contains(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"rerun-bot-leader\""
+            ),
+        "{}",
+        stale.stderr
+    );
+
+    // Patch (merge: custom resources have no strategic merge) and delete.
+    k.ok(&[
+        "patch",
+        "rr",
+        "r1",
+        "-n",
+        "rerun-bot",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"reason":"patched"}}"#,
+    ])
+    .await;
+    let smp = k
+        .run(&[
+            "patch",
+            "rr",
+            "r1",
+            "-n",
+            "rerun-bot",
+            "-p",
+            r#"{"spec":{"reason":"x"}}"#,
+        ])
+        .await;
+    assert!(
+        !smp.ok,
+        "strategic merge patch must be refused for custom resources"
+    );
+    k.ok(&[
+        "patch",
+        "rr",
+        "r1",
+        "-n",
+        "rerun-bot",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Created"}}"#,
+    ])
+    .await;
+    let phase = k
+        .ok(&[
+            "get",
+            "rr",
+            "r1",
+            "-n",
+            "rerun-bot",
+            "-o",
+            "jsonpath={.status.phase}/{.spec.reason}",
+        ])
+        .await;
+    assert_eq!(phase, "Created/patched");
+    k.ok(&["delete", "rr", "r1", "-n", "rerun-bot"]).await;
+    let none = k.run(&["get", "rr", "-n", "rerun-bot"]).await;
+    assert!(
+        none.ok && none.stderr.contains("No resources found"),
+        "{}",
+        none.stderr
+    );
+    k.ok(&["delete", "-f", &crd]).await;
+    let gone = k.run(&["get", "rerunrequests", "-n", "rerun-bot"]).await;
+    assert!(!gone.ok, "{}", gone.stdout);
+}
+
+/// A RerunRequest document for `kubectl replace` with a given version read.
+fn yaml_with_reason(item: &Value, rv: &str, reason: &str) -> String {
+    let mut doc = item.clone();
+    doc["metadata"]["resourceVersion"] = rv.into();
+    doc["spec"]["reason"] = reason.into();
+    serde_json::to_string(&doc).unwrap()
 }

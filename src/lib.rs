@@ -11,6 +11,7 @@ pub mod audit_client;
 pub mod chat;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod http;
 pub mod kube;
 pub mod metrics;

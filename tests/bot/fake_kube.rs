@@ -1994,10 +1994,10 @@ async fn kubectl_drives_custom_resources_and_leases() {
     assert_eq!(lines[1][..2], ["rerun-bot-leader", "pod-a"], "{out}");
 
     // Replace with the version read: fine once, then it is stale → 409.
-    let edited = yaml_with_reason(&item, &rv, "first");
+    let edited = yaml_with_reason(item, &rv, "first");
     let f = k.file("replace1.yaml", &edited);
     k.ok(&["replace", "-f", &f]).await;
-    let f = k.file("replace2.yaml", &yaml_with_reason(&item, &rv, "second"));
+    let f = k.file("replace2.yaml", &yaml_with_reason(item, &rv, "second"));
     let stale = k.run(&["replace", "-f", &f]).await;
     assert!(!stale.ok, "{}", stale.stdout);
     assert!(

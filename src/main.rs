@@ -135,13 +135,17 @@ async fn main() -> anyhow::Result<()> {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
             tracing_subscriber::fmt().with_env_filter(filter).init();
-            rerun_bot::demo::run(rerun_bot::demo::DemoOptions {
+            let options = rerun_bot::demo::DemoOptions {
                 listen: args.listen,
                 data_dir: args.data_dir,
                 pace: rerun_bot::demo::Pace::default(),
-            })
-            .await
-            .map_err(anyhow::Error::msg)
+            };
+            if let Err(e) = rerun_bot::demo::run(options).await {
+                // One line that says what to do; no backtrace for a busy port.
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+            Ok(())
         }
         Command::TeamsApp(args) => {
             let zip = rerun_bot::teams_app::package(&rerun_bot::teams_app::PackageOptions {

@@ -188,7 +188,7 @@ async fn demo_in_a_real_browser_rerun_four_eyes_and_hold_all() {
     let mut chrome = json!({"args": [
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--no-default-browser-check", "--window-size=1440,900",
+        "--no-first-run", "--no-default-browser-check", "--window-size=1400,1000",
         format!("--user-data-dir={}", profile.path().display()),
     ]});
     if let Some(binary) = on_path("chromium") {

@@ -443,6 +443,18 @@ impl Driver {
         if cj["spec"]["suspend"] == json!(true) {
             return;
         }
+        // `Forbid`: no new run while one is still going.
+        if cj["spec"]["concurrencyPolicy"] == "Forbid" {
+            let uid = cj["metadata"]["uid"].as_str().unwrap_or("");
+            if self
+                .kube
+                .owned_by(Resource::Jobs, uid)
+                .iter()
+                .any(|j| finished(j).is_none())
+            {
+                return;
+            }
+        }
         let job_name = format!("{name}-{}", at.timestamp().div_euclid(60));
         if self.kube.get(Resource::Jobs, ns, &job_name).is_some() {
             return;
@@ -630,6 +642,8 @@ mod tests {
                 .all(|j| owner_cronjob(j).as_deref() != Some("log-rotate"))
         );
         driver.spawn("ops", "log-rotate", Utc::now());
+        // etl is `Forbid` and still running: its next run is skipped.
+        driver.spawn("ops", "etl", Utc::now() + chrono::Duration::minutes(5));
         assert_eq!(kube.list(Resource::Jobs, None).len(), 4);
 
         let state = |ns: &str, prefix: &str| {

@@ -40,7 +40,7 @@ impl App {
         while let Some(event) = stream.next().await {
             match event {
                 Watched::Applied(cj) => {
-                    self.enforce_global_hold(&cj);
+                    self.enforce_global_hold(&cj).await;
                     self.cronjobs
                         .write()
                         .expect("cronjob cache lock")
@@ -81,7 +81,7 @@ impl App {
         let mut stream = std::pin::pin!(self.cluster.watch_jobs());
         while let Some(event) = stream.next().await {
             match event {
-                Watched::Applied(job) => self.on_job(job),
+                Watched::Applied(job) => self.on_job(job).await,
                 Watched::Synced => {
                     pending_syncs = pending_syncs.saturating_sub(1);
                     if pending_syncs == 0
@@ -102,10 +102,11 @@ impl App {
         }
     }
 
-    /// Cheap, synchronous triage of every Job event; the work happens in a task.
-    fn on_job(self: &Arc<Self>, job: JobSnapshot) {
+    /// Cheap triage of every Job event (the store answers from memory); the
+    /// work happens in a task.
+    async fn on_job(self: &Arc<Self>, job: JobSnapshot) {
         // The bot's own reruns report into their request's thread, not as alerts.
-        if self.on_rerun_job(&job) {
+        if self.on_rerun_job(&job).await {
             return;
         }
         if job.failed.is_none() || job.cronjob.is_none() {
@@ -114,7 +115,7 @@ impl App {
         // One record per platform; done when every platform has its own.
         let mut missing = false;
         for d in &self.settings.destinations {
-            match self.store.alert(&alert_key(d.platform, &job.uid)) {
+            match self.store.alert(&alert_key(d.platform, &job.uid)).await {
                 Ok(Some(_)) => {}
                 Ok(None) => missing = true,
                 Err(e) => {
@@ -183,7 +184,7 @@ impl App {
                 number: 0,
                 platform: d.platform,
             };
-            match self.store.insert_alert_if_absent(&key, &record) {
+            match self.store.insert_alert_if_absent(&key, &record).await {
                 Ok(true) => records.push((key, record)),
                 Ok(false) => {}
                 Err(e) => {
@@ -218,7 +219,7 @@ impl App {
                 }
                 None => record.alert.log = LogTail::Capturing,
             }
-            if let Err(e) = self.store.put_alert(key, record) {
+            if let Err(e) = self.store.put_alert(key, record).await {
                 tracing::warn!(error = %e, "cannot store the alert details");
             }
         }
@@ -252,23 +253,23 @@ impl App {
 
     /// Adds the exit code and log tail to an alert posted without them.
     async fn complete_alert(&self, key: &str, exit: Option<ContainerExit>, log: LogTail) {
-        let lock_key = match self.store.alert(key) {
+        let lock_key = match self.store.alert(key).await {
             Ok(Some(r)) => record_thread_key(&r),
             _ => return,
         };
         // The CronJob's thread lock: the post (and its state) is complete.
         let lock = self.thread_lock(&lock_key);
         let _serialized = lock.lock().await;
-        let Ok(Some(mut record)) = self.store.alert(key) else {
+        let Ok(Some(mut record)) = self.store.alert(key).await else {
             return;
         };
         record.alert.exit = exit;
         record.alert.log = log;
-        if let Err(e) = self.store.put_alert(key, &record) {
+        if let Err(e) = self.store.put_alert(key, &record).await {
             tracing::warn!(error = %e, "cannot store the alert details");
         }
         // Still pending: the retry posts it with the details.
-        let Some((at, failures, reply)) = self.posted_alert(&record) else {
+        let Some((at, failures, reply)) = self.posted_alert(&record).await else {
             return;
         };
         let message = Outgoing::Alert {
@@ -284,7 +285,10 @@ impl App {
 
     /// Where a posted alert is, the failure count it shows, and whether it is
     /// a reply in a thread; `None` while it is pending.
-    pub(crate) fn posted_alert(&self, record: &AlertRecord) -> Option<(MessageRef, u32, bool)> {
+    pub(crate) async fn posted_alert(
+        &self,
+        record: &AlertRecord,
+    ) -> Option<(MessageRef, u32, bool)> {
         let AlertState::Posted {
             ts,
             thread_ts,
@@ -293,7 +297,12 @@ impl App {
         else {
             return None;
         };
-        let thread = self.store.thread(&record_thread_key(record)).ok().flatten();
+        let thread = self
+            .store
+            .thread(&record_thread_key(record))
+            .await
+            .ok()
+            .flatten();
         let (reply, failures) = match (thread_ts, &thread) {
             (Some(_), _) => (true, record.number.max(2)),
             (None, Some(t)) if t.ts == *ts => (false, t.failures),
@@ -334,7 +343,7 @@ impl App {
         let _serialized = lock.lock().await;
 
         let now = Utc::now();
-        let thread = match self.store.thread(&key) {
+        let thread = match self.store.thread(&key).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "thread record unreadable; starting a new thread");
@@ -370,6 +379,7 @@ impl App {
                 self.metrics.alerts_pending.set(
                     self.store
                         .pending_alerts()
+                        .await
                         .map(|p| p.len() as i64)
                         .unwrap_or(0),
                 );
@@ -401,29 +411,32 @@ impl App {
             channel: Some(posted.channel.clone()),
         };
         record.number = thread.failures;
-        if let Err(e) = self
-            .store
-            .put_alert(uid, &record)
-            .and_then(|_| self.store.put_thread(&key, &thread))
-        {
+        let recorded = match self.store.put_alert(uid, &record).await {
+            Ok(()) => self.store.put_thread(&key, &thread).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
             tracing::error!(error = %e, "alert posted but not recorded");
         }
-        let _ = self.store.append_audit(&AuditEvent {
-            at: now,
-            actor: BOT_ACTOR.into(),
-            action: "alert.posted".into(),
-            subject: format!("{}/{}", record.alert.namespace, record.alert.cronjob),
-            platform: None,
-            detail: serde_json::json!({
-                "platform": record.platform,
-                "job": record.alert.job,
-                "job_uid": record.alert.job_uid,
-                "reason": record.alert.reason,
-                "channel": posted.channel,
-                "ts": posted.ts,
-                "thread_ts": thread_ts,
-            }),
-        });
+        let _ = self
+            .store
+            .append_audit(&AuditEvent {
+                at: now,
+                actor: BOT_ACTOR.into(),
+                action: "alert.posted".into(),
+                subject: format!("{}/{}", record.alert.namespace, record.alert.cronjob),
+                platform: None,
+                detail: serde_json::json!({
+                    "platform": record.platform,
+                    "job": record.alert.job,
+                    "job_uid": record.alert.job_uid,
+                    "reason": record.alert.reason,
+                    "channel": posted.channel,
+                    "ts": posted.ts,
+                    "thread_ts": thread_ts,
+                }),
+            })
+            .await;
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
         }
@@ -456,7 +469,7 @@ impl App {
 
     /// The first alert of a thread shows how often the CronJob failed since.
     async fn refresh_thread_parent(&self, thread: &ThreadState) {
-        let parent = match self.store.alert(&thread.parent_job_uid) {
+        let parent = match self.store.alert(&thread.parent_job_uid).await {
             Ok(Some(parent)) => parent,
             _ => return,
         };
@@ -479,7 +492,7 @@ impl App {
     /// bot stopped in between). Runs at start and then periodically.
     pub(crate) async fn run_pending_retry(self: Arc<Self>) {
         loop {
-            let pending = match self.store.pending_alerts() {
+            let pending = match self.store.pending_alerts().await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read pending alerts");

@@ -54,7 +54,7 @@ impl App {
         })
     }
 
-    fn audit_op(&self, actor: &str, action: &str, op: &Operation, detail: serde_json::Value) {
+    async fn audit_op(&self, actor: &str, action: &str, op: &Operation, detail: serde_json::Value) {
         let mut detail = detail;
         if let Some(map) = detail.as_object_mut() {
             map.insert("operation".into(), op.id.clone().into());
@@ -64,7 +64,8 @@ impl App {
                 op.items.iter().map(|i| i.key()).collect::<Vec<_>>().into(),
             );
         }
-        self.audit_event(actor, action, op.target.clone(), detail);
+        self.audit_event(actor, action, op.target.clone(), detail)
+            .await;
     }
 
     /// Whether `user` may act on `target`; the refusal text otherwise.
@@ -82,7 +83,8 @@ impl App {
             "hold.refused",
             what.to_string(),
             serde_json::json!({"why": format!("not on {list}")}),
-        );
+        )
+        .await;
         Err(match allow {
             Allow::Only(ids) if ids.is_empty() => format!(
                 "Nobody may {what} yet: set `{list}` to the Slack user or user-group ids allowed to. Nothing was changed."
@@ -101,7 +103,7 @@ impl App {
 
     /// The alert's *Hold* button: a hold of that CronJob, previewed the same way.
     pub(crate) async fn on_hold_button(&self, click: &ButtonClick) -> Reply {
-        let Some(record) = self.clicked_alert(click) else {
+        let Some(record) = self.clicked_alert(click).await else {
             return Reply::Ephemeral("This alert is no longer known to rerun-bot.".into());
         };
         let channel = click
@@ -180,13 +182,14 @@ impl App {
             resume_at: None,
             reminded: false,
         };
-        if let Err(e) = self.store.insert_operation(&op) {
+        if let Err(e) = self.store.insert_operation(&op).await {
             tracing::error!(error = %e, "cannot store a hold plan");
             return Reply::Ephemeral(
                 "The bot cannot record the hold right now; nothing was changed.".into(),
             );
         }
-        self.audit_op(user, "hold.planned", &op, serde_json::json!({}));
+        self.audit_op(user, "hold.planned", &op, serde_json::json!({}))
+            .await;
         let suspend = op.items.iter().filter(|i| !i.suspended_before).count();
         let mut text = format!(
             "*Hold `{}`* (id `{}`){}:\n• {suspend} CronJob{} will be suspended",
@@ -274,7 +277,7 @@ impl App {
                 let refs: Vec<&CronJobSnapshot> = all.iter().collect();
                 let items = hold::plan_resume(&refs, Some(id));
                 // A bulk hold needs an admin to resume, however much of it is left.
-                let admin = match self.store.operation(id) {
+                let admin = match self.store.operation(id).await {
                     Ok(Some(held)) => held.target == "all" || held.target.starts_with("ns:"),
                     _ => items.len() != 1,
                 };
@@ -313,12 +316,13 @@ impl App {
             resume_at: None,
             reminded: false,
         };
-        if self.store.insert_operation(&op).is_err() {
+        if self.store.insert_operation(&op).await.is_err() {
             return Reply::Ephemeral(
                 "The bot cannot record the resume right now; nothing was changed.".into(),
             );
         }
-        self.audit_op(&cmd.user, "resume.planned", &op, serde_json::json!({}));
+        self.audit_op(&cmd.user, "resume.planned", &op, serde_json::json!({}))
+            .await;
         let stay = op.items.iter().filter(|i| i.suspended_before).count();
         let mut text = format!(
             "*Resume `{}`* (id `{}`):\n• {} CronJob{} will be unsuspended",
@@ -343,11 +347,11 @@ impl App {
 
     /// `hold_confirm`, `resume_confirm`, `hold_cancel` on a preview.
     pub(crate) async fn on_confirm(self: &Arc<Self>, click: &ButtonClick) -> Reply {
-        let Some(op) = click
-            .value
-            .as_deref()
-            .and_then(|id| self.store.operation(id).ok().flatten())
-        else {
+        let op = match click.value.as_deref() {
+            Some(id) => self.store.operation(id).await.ok().flatten(),
+            None => None,
+        };
+        let Some(op) = op else {
             return Reply::Ephemeral("This hold or resume is not known to rerun-bot.".into());
         };
         if click.user != op.by {
@@ -379,7 +383,7 @@ impl App {
         next.resume_at = next
             .until_secs
             .map(|secs| Utc::now() + chrono::Duration::seconds(secs as i64));
-        if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
+        if !matches!(self.store.swap_operation(&op, &next).await, Ok(true)) {
             return Reply::Ephemeral("This preview was already confirmed or cancelled.".into());
         }
         let kind = if op.kind == Kind::Hold {
@@ -393,7 +397,8 @@ impl App {
                 &format!("{kind}.cancelled"),
                 &next,
                 serde_json::json!({}),
-            );
+            )
+            .await;
             let _ = self.store.flush().await;
             return Reply::Ephemeral(format!("Cancelled `{}`. Nothing was changed.", op.id));
         }
@@ -402,9 +407,10 @@ impl App {
             &format!("{kind}.confirmed"),
             &next,
             serde_json::json!({}),
-        );
+        )
+        .await;
         if next.kind == Kind::Resume {
-            self.end_global_hold(&next);
+            self.end_global_hold(&next).await;
         }
         let _ = self.store.flush().await;
         let this = self.clone();
@@ -416,7 +422,7 @@ impl App {
     pub(crate) async fn apply(self: &Arc<Self>, mut op: Operation) {
         if op.kind == Kind::Resume {
             // Also after a restart: the global hold ends before anything is resumed.
-            self.end_global_hold(&op);
+            self.end_global_hold(&op).await;
         }
         if op.message.is_none() {
             match self
@@ -424,7 +430,11 @@ impl App {
                 .post(&op.channel, None, Outgoing::Operation(&op))
                 .await
             {
-                Ok(at) => op = self.save_op(op, |o| o.message = Some((at.channel, at.ts))),
+                Ok(at) => {
+                    op = self
+                        .save_op(op, |o| o.message = Some((at.channel, at.ts)))
+                        .await
+                }
                 Err(e) => tracing::warn!(error = %e, op = %op.id, "cannot post hold progress"),
             }
         }
@@ -448,16 +458,18 @@ impl App {
             op.items[index].suspended_before = suspended_before;
             let done = index + 1;
             if done % SAVE_EVERY == 0 {
-                stored = self.save_op(stored, |o| *o = op.clone());
+                stored = self.save_op(stored, |o| *o = op.clone()).await;
             }
             if done % PROGRESS_EVERY == 0 {
                 self.show_op(&op).await;
             }
         }
-        op = self.save_op(stored, |o| {
-            *o = op;
-        });
-        op = self.save_op(op, |o| o.phase = Phase::Done);
+        op = self
+            .save_op(stored, |o| {
+                *o = op;
+            })
+            .await;
+        op = self.save_op(op, |o| o.phase = Phase::Done).await;
         let _ = self.store.flush().await;
         let kind = if op.kind == Kind::Hold {
             "hold"
@@ -483,13 +495,13 @@ impl App {
                 "failed": failed,
                 "terminated": op.items.iter().flat_map(|i| i.terminated.iter().map(move |j| format!("{}/{j}", i.namespace))).collect::<Vec<_>>(),
             }),
-        );
+        ).await;
         tracing::info!(op = %op.id, kind, items = op.items.len(), failed = failed.len(), "hold operation done");
         if op.kind == Kind::Hold && op.target == "all" {
             // What appeared or was unsuspended while the hold was applied.
             if let Ok(current) = self.cluster.list_cronjobs().await {
                 for cj in &current {
-                    self.enforce_global_hold(cj);
+                    self.enforce_global_hold(cj).await;
                 }
             }
         }
@@ -497,10 +509,10 @@ impl App {
     }
 
     /// Stores `op` changed by `change` (the applier is its only writer).
-    fn save_op(&self, op: Operation, change: impl FnOnce(&mut Operation)) -> Operation {
+    async fn save_op(&self, op: Operation, change: impl FnOnce(&mut Operation)) -> Operation {
         let mut next = op.clone();
         change(&mut next);
-        if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
+        if !matches!(self.store.swap_operation(&op, &next).await, Ok(true)) {
             tracing::warn!(op = %op.id, "hold progress not stored");
         }
         next
@@ -607,7 +619,7 @@ impl App {
             return (outcome, Vec::new());
         };
         // What the hold terminated, for the summary's Rerun buttons.
-        let terminated = match self.store.operation(hold_id) {
+        let terminated = match self.store.operation(hold_id).await {
             Ok(Some(held)) => held
                 .items
                 .into_iter()
@@ -651,8 +663,8 @@ impl App {
 
     /// A resume of `all` or of the global hold's id ends the global hold
     /// before it unsuspends anything, so the two never fight.
-    fn end_global_hold(&self, resume: &Operation) {
-        let ops = self.store.operations().unwrap_or_default();
+    async fn end_global_hold(&self, resume: &Operation) {
+        let ops = self.store.operations().await.unwrap_or_default();
         let Some(global) = hold::global_hold(&ops) else {
             return;
         };
@@ -663,10 +675,10 @@ impl App {
         loop {
             let mut ended = current.clone();
             ended.ended = true;
-            match self.store.swap_operation(&current, &ended) {
+            match self.store.swap_operation(&current, &ended).await {
                 Ok(true) => return,
                 // Changed meanwhile (a CronJob joined it): read again and retry.
-                Ok(false) => match self.store.operation(&current.id) {
+                Ok(false) => match self.store.operation(&current.id).await {
                     Ok(Some(op)) => current = op,
                     _ => return,
                 },
@@ -680,11 +692,11 @@ impl App {
 
     /// The CronJob watch saw `cj` change: while `all` is held, a CronJob that
     /// appears or is unsuspended by someone else is held too.
-    pub(crate) fn enforce_global_hold(self: &Arc<Self>, cj: &CronJobSnapshot) {
+    pub(crate) async fn enforce_global_hold(self: &Arc<Self>, cj: &CronJobSnapshot) {
         if cj.suspended {
             return;
         }
-        let ops = match self.store.operations() {
+        let ops = match self.store.operations().await {
             Ok(ops) => ops,
             Err(_) => return,
         };
@@ -712,7 +724,7 @@ impl App {
 
     async fn hold_late(&self, global: Operation, cj: CronJobSnapshot, action: hold::Enforce) {
         // A resume may have ended the hold since the event: check again, last thing.
-        let ops = self.store.operations().unwrap_or_default();
+        let ops = self.store.operations().await.unwrap_or_default();
         if hold::global_hold(&ops).map(|g| &g.id) != Some(&global.id) {
             return;
         }
@@ -752,9 +764,9 @@ impl App {
                     terminated: Vec::new(),
                     outcome: Outcome::Held,
                 });
-                match self.store.swap_operation(&current, &next) {
+                match self.store.swap_operation(&current, &next).await {
                     Ok(true) => break,
-                    _ => match self.store.operation(&global.id) {
+                    _ => match self.store.operation(&global.id).await {
                         Ok(Some(op)) => current = op,
                         _ => break,
                     },
@@ -766,7 +778,8 @@ impl App {
             "hold.extended",
             cj.key(),
             serde_json::json!({"operation": global.id, "why": why}),
-        );
+        )
+        .await;
         tracing::info!(cronjob = %cj.key(), hold = %global.id, why, "global hold enforced");
         if let Err(e) = self
             .chat
@@ -782,12 +795,12 @@ impl App {
         loop {
             tokio::time::sleep(HOLD_TIMER_TICK).await;
             let now = Utc::now();
-            for op in self.store.operations().unwrap_or_default() {
+            for op in self.store.operations().await.unwrap_or_default() {
                 match hold::timer(&op, now) {
                     Some(hold::Timer::Remind) => {
                         let mut next = op.clone();
                         next.reminded = true;
-                        if !matches!(self.store.swap_operation(&op, &next), Ok(true)) {
+                        if !matches!(self.store.swap_operation(&op, &next).await, Ok(true)) {
                             continue;
                         }
                         let text = format!(
@@ -825,7 +838,7 @@ impl App {
     async fn auto_resume(self: &Arc<Self>, held: Operation) {
         let mut next = held.clone();
         next.resume_at = None; // exactly once
-        if !matches!(self.store.swap_operation(&held, &next), Ok(true)) {
+        if !matches!(self.store.swap_operation(&held, &next).await, Ok(true)) {
             return;
         }
         let current = match self.cluster.list_cronjobs().await {
@@ -853,7 +866,7 @@ impl App {
             resume_at: None,
             reminded: false,
         };
-        if self.store.insert_operation(&resume).is_err() {
+        if self.store.insert_operation(&resume).await.is_err() {
             return;
         }
         self.audit_op(
@@ -861,12 +874,13 @@ impl App {
             "resume.automatic",
             &resume,
             serde_json::json!({"hold": held.id}),
-        );
+        )
+        .await;
         self.apply(resume).await;
     }
 
     /// `/hold status`: what is held, by whom, since when, why.
-    pub(crate) fn hold_status(&self) -> Reply {
+    pub(crate) async fn hold_status(&self) -> Reply {
         let mut by_hold: HashMap<String, Vec<String>> = HashMap::new();
         for cj in self.all_cronjobs() {
             if let Some(id) = cj.hold_id.clone() {
@@ -878,12 +892,12 @@ impl App {
         }
         let mut ids: Vec<_> = by_hold.keys().cloned().collect();
         ids.sort();
-        let lines: Vec<String> = ids
-            .iter()
-            .map(|id| {
+        let mut lines: Vec<String> = Vec::new();
+        for id in &ids {
+            lines.push({
                 let mut cronjobs = by_hold[id].clone();
                 cronjobs.sort();
-                let who = match self.store.operation(id) {
+                let who = match self.store.operation(id).await {
                     Ok(Some(op)) => format!(
                         " — `{}` by <@{}> since {}{}",
                         op.target,
@@ -907,8 +921,8 @@ impl App {
                         String::new()
                     }
                 )
-            })
-            .collect();
+            });
+        }
         Reply::Ephemeral(format!(
             "{}\nResume with `/resume <hold-id>`.",
             lines.join("\n")
@@ -917,7 +931,7 @@ impl App {
 
     /// After a restart: holds and resumes left half-applied are finished.
     pub(crate) async fn recover_operations(self: Arc<Self>) {
-        for op in self.store.operations().unwrap_or_default() {
+        for op in self.store.operations().await.unwrap_or_default() {
             if op.phase == Phase::Applying {
                 tracing::info!(op = %op.id, "finishing a hold operation after a restart");
                 self.apply(op).await;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::App;
 use crate::chat::{FormKind, Interaction, Interactions, Platform, Reply, SlashCommand};
+use crate::core::CronJobSnapshot;
 use crate::core::command::{self, Command, CommandKind};
 use crate::store::thread_key;
 
@@ -65,41 +66,52 @@ impl App {
                 command::help()
             )),
             Command::Rerun(rerun) => self.on_rerun_command(&cmd, rerun).await,
-            Command::RerunHistory { cronjob } => self.history(cronjob.as_deref()),
+            Command::RerunHistory { cronjob } => self.history(cronjob.as_deref()).await,
             Command::CronJobs {
                 namespace,
                 failed_only,
-            } => self.list_cronjobs(namespace.as_deref(), failed_only),
+            } => self.list_cronjobs(namespace.as_deref(), failed_only).await,
             Command::Hold(hold) => self.on_hold_command(&cmd, hold).await,
-            Command::HoldStatus => self.hold_status(),
+            Command::HoldStatus => self.hold_status().await,
             Command::Resume(resume) => self.on_resume_command(&cmd, resume).await,
         }
     }
 
+    /// An alert thread of the CronJob is open on some platform.
+    async fn has_open_thread(&self, c: &CronJobSnapshot) -> bool {
+        for p in Platform::ALL {
+            if let Ok(Some(_)) = self
+                .store
+                .thread(&thread_key(p, &c.namespace, &c.name))
+                .await
+            {
+                return true;
+            }
+        }
+        false
+    }
+
     /// `/cronjobs [ns] [--failed]`: the watched CronJobs (failed: with an open alert thread).
-    fn list_cronjobs(&self, namespace: Option<&str>, failed_only: bool) -> Reply {
-        let cache = self.cronjobs.read().expect("cronjob cache lock");
-        let mut rows: Vec<_> = cache
+    async fn list_cronjobs(&self, namespace: Option<&str>, failed_only: bool) -> Reply {
+        let cronjobs: Vec<CronJobSnapshot> = self
+            .cronjobs
+            .read()
+            .expect("cronjob cache lock")
             .values()
             .filter(|c| namespace.is_none_or(|ns| c.namespace == ns))
-            .filter(|c| {
-                !failed_only
-                    || Platform::ALL.iter().any(|p| {
-                        self.store
-                            .thread(&thread_key(*p, &c.namespace, &c.name))
-                            .ok()
-                            .flatten()
-                            .is_some()
-                    })
-            })
-            .map(|c| {
-                let mut row = format!("• `{}` `{}`", c.key(), c.schedule);
-                if c.suspended {
-                    row.push_str(" (suspended)");
-                }
-                row
-            })
+            .cloned()
             .collect();
+        let mut rows = Vec::new();
+        for c in cronjobs {
+            if failed_only && !self.has_open_thread(&c).await {
+                continue;
+            }
+            let mut row = format!("• `{}` `{}`", c.key(), c.schedule);
+            if c.suspended {
+                row.push_str(" (suspended)");
+            }
+            rows.push(row);
+        }
         rows.sort();
         if rows.is_empty() {
             return Reply::Ephemeral(match namespace {

@@ -179,7 +179,13 @@ impl App {
 
     /// One audit record about a request: every record carries the request's
     /// id, state, Job name, changes, reason and ticket, so each stands alone.
-    fn audit(&self, actor: &str, action: &str, req: &RerunRequest, detail: serde_json::Value) {
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        req: &RerunRequest,
+        detail: serde_json::Value,
+    ) {
         let mut detail = detail;
         if let Some(map) = detail.as_object_mut() {
             let mut put = |k: &str, v: serde_json::Value| {
@@ -193,36 +199,41 @@ impl App {
             put("ticket", req.ticket.clone().into());
             put("diff", serde_json::to_value(&req.diff).unwrap_or_default());
         }
-        self.audit_event(actor, action, req.subject(), detail);
+        self.audit_event(actor, action, req.subject(), detail).await;
     }
 
-    pub(crate) fn audit_event(
+    pub(crate) async fn audit_event(
         &self,
         actor: &str,
         action: &str,
         subject: String,
         detail: serde_json::Value,
     ) {
-        if let Err(e) = self.store.append_audit(&AuditEvent {
-            at: Utc::now(),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            subject,
-            detail,
-            platform: (actor != BOT_ACTOR).then(|| Platform::of_user(actor)),
-        }) {
+        if let Err(e) = self
+            .store
+            .append_audit(&AuditEvent {
+                at: Utc::now(),
+                actor: actor.to_string(),
+                action: action.to_string(),
+                subject,
+                detail,
+                platform: (actor != BOT_ACTOR).then(|| Platform::of_user(actor)),
+            })
+            .await
+        {
             tracing::error!(error = %e, action, "cannot write the audit trail");
         }
     }
 
     /// Refuses a request by someone not on `RERUN_BOT_REQUESTERS`, on the record.
-    fn refuse_requester(&self, user: &str, subject: String) -> String {
+    async fn refuse_requester(&self, user: &str, subject: String) -> String {
         self.audit_event(
             user,
             "rerun.refused",
             subject,
             serde_json::json!({"action": "request", "why": "not on RERUN_BOT_REQUESTERS"}),
-        );
+        )
+        .await;
         format!(
             "You are not allowed to request reruns. Requesters: {}.",
             self.reruns.policy.requesters.describe()
@@ -233,15 +244,18 @@ impl App {
 
     /// `rerun` / `rerun_with_changes` on an alert: opens the matching form.
     pub(crate) async fn on_rerun_button(&self, click: &ButtonClick, kind: FormKind) -> Reply {
-        let Some(record) = self.clicked_alert(click) else {
+        let Some(record) = self.clicked_alert(click).await else {
             return Reply::Ephemeral("This alert is no longer known to rerun-bot.".into());
         };
         let alert = &record.alert;
         if !self.may(&self.reruns.policy.requesters, &click.user).await {
-            return Reply::Ephemeral(self.refuse_requester(
-                &click.user,
-                format!("{}/{}", alert.namespace, alert.cronjob),
-            ));
+            return Reply::Ephemeral(
+                self.refuse_requester(
+                    &click.user,
+                    format!("{}/{}", alert.namespace, alert.cronjob),
+                )
+                .await,
+            );
         }
         let Some(cj) = self.find_by_name(&alert.namespace, &alert.cronjob).await else {
             return Reply::Ephemeral(format!(
@@ -295,7 +309,8 @@ impl App {
         };
         if !self.may(&self.reruns.policy.requesters, &click.user).await {
             return Reply::Ephemeral(
-                self.refuse_requester(&click.user, format!("{namespace}/{name}")),
+                self.refuse_requester(&click.user, format!("{namespace}/{name}"))
+                    .await,
             );
         }
         let Some(cj) = self.find_by_name(namespace, name).await else {
@@ -400,7 +415,7 @@ impl App {
                 Some(ns) => format!("{ns}/{}", rerun.cronjob),
                 None => rerun.cronjob.clone(),
             };
-            return Reply::Ephemeral(self.refuse_requester(&cmd.user, subject));
+            return Reply::Ephemeral(self.refuse_requester(&cmd.user, subject).await);
         }
         let cj = match self.find_cronjob(&rerun.cronjob, rerun.namespace.as_deref()) {
             Ok(cj) => cj,
@@ -519,7 +534,9 @@ impl App {
     async fn ask(&self, ask: Ask) -> Result<RerunRequest, AskError> {
         if !self.may(&self.reruns.policy.requesters, &ask.user).await {
             let subject = format!("{}/{}", ask.target.namespace, ask.target.cronjob);
-            return Err(AskError::Message(self.refuse_requester(&ask.user, subject)));
+            return Err(AskError::Message(
+                self.refuse_requester(&ask.user, subject).await,
+            ));
         }
         if ask.reason.is_empty() {
             return Err(AskError::Field(
@@ -571,11 +588,16 @@ impl App {
             )
         })?;
         let now = Utc::now();
-        let source_job = t
-            .alert
-            .as_deref()
-            .and_then(|uid| self.store.alert(uid).ok().flatten())
-            .map(|r| r.alert.job);
+        let source_job = match t.alert.as_deref() {
+            Some(uid) => self
+                .store
+                .alert(uid)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.alert.job),
+            None => None,
+        };
         let mut req = RerunRequest {
             id: String::new(),
             namespace: t.namespace.clone(),
@@ -598,7 +620,7 @@ impl App {
         };
         loop {
             req.id = request::id_from(new_id());
-            match self.store.insert_request(&req) {
+            match self.store.insert_request(&req).await {
                 Ok(true) => break,
                 Ok(false) => continue,
                 Err(e) => {
@@ -623,7 +645,8 @@ impl App {
                 "diff": req.diff,
                 "expires_at": req.expires_at,
             }),
-        );
+        )
+        .await;
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
         }
@@ -670,17 +693,17 @@ impl App {
                 let mut next = req.clone();
                 next.channel = at.channel;
                 next.card_ts = Some(at.ts);
-                match self.store.swap_request(&req, &next) {
+                match self.store.swap_request(&req, &next).await {
                     Ok(true) => req = next,
                     _ => {
                         // Someone acted on it meanwhile: keep theirs, add where the card is.
-                        if let Ok(Some(mut current)) = self.store.request(&req.id)
+                        if let Ok(Some(mut current)) = self.store.request(&req.id).await
                             && current.card_ts.is_none()
                         {
                             let before = current.clone();
                             current.channel = next.channel.clone();
                             current.card_ts = next.card_ts.clone();
-                            let _ = self.store.swap_request(&before, &current);
+                            let _ = self.store.swap_request(&before, &current).await;
                             req = current;
                         }
                     }
@@ -695,11 +718,11 @@ impl App {
 
     /// `approve`, `deny`, `cancel` on a card.
     pub(crate) async fn on_request_button(self: &Arc<Self>, click: &ButtonClick) -> Reply {
-        let Some(req) = click
-            .value
-            .as_deref()
-            .and_then(|id| self.store.request(id).ok().flatten())
-        else {
+        let req = match click.value.as_deref() {
+            Some(id) => self.store.request(id).await.ok().flatten(),
+            None => None,
+        };
+        let Some(req) = req else {
             return Reply::Ephemeral("This rerun request is not known to rerun-bot.".into());
         };
         let now = Utc::now();
@@ -725,7 +748,7 @@ impl App {
         {
             return reply;
         }
-        let (before, next) = match self.advance(&req.id, &event, now) {
+        let (before, next) = match self.advance(&req.id, &event, now).await {
             Ok(pair) => pair,
             Err(refusal) => return self.refuse(&click.user, &req, &event, refusal).await,
         };
@@ -739,7 +762,8 @@ impl App {
             action,
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str()}),
-        );
+        )
+        .await;
         // Approval is final: durable before anything is created.
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
@@ -785,7 +809,8 @@ impl App {
             "rerun.refused",
             req,
             serde_json::json!({"action": action, "why": refusal.to_string()}),
-        );
+        )
+        .await;
         let mut text = refusal.to_string();
         if let Refusal::NotAllowed { .. } = refusal {
             text.push_str(&format!(
@@ -861,7 +886,7 @@ impl App {
                 // Offer the explicit override on the card.
                 let mut next = req.clone();
                 next.held = Some(hold.clone());
-                if let Ok(true) = self.store.swap_request(req, &next) {
+                if let Ok(true) = self.store.swap_request(req, &next).await {
                     self.update_card(&next).await;
                 }
             }
@@ -870,7 +895,8 @@ impl App {
                 "rerun.refused",
                 req,
                 serde_json::json!({"action": "approve", "why": blocker.to_string()}),
-            );
+            )
+            .await;
             return Err(Reply::Ephemeral(blocker.to_string()));
         }
         Ok(())
@@ -878,14 +904,14 @@ impl App {
 
     /// Applies `event` with compare-and-swap, re-reading after a lost race.
     /// Returns the request before and after.
-    fn advance(
+    async fn advance(
         &self,
         id: &str,
         event: &Event,
         now: DateTime<Utc>,
     ) -> Result<(RerunRequest, RerunRequest), Refusal> {
         loop {
-            let current = match self.store.request(id) {
+            let current = match self.store.request(id).await {
                 Ok(Some(r)) => r,
                 _ => {
                     return Err(Refusal::WrongState {
@@ -894,7 +920,7 @@ impl App {
                 }
             };
             let next = transition(&current, event, now)?;
-            match self.store.swap_request(&current, &next) {
+            match self.store.swap_request(&current, &next).await {
                 Ok(true) => return Ok((current, next)),
                 Ok(false) => continue,
                 Err(e) => {
@@ -966,8 +992,9 @@ impl App {
                     .await;
             }
         };
-        let Ok((before, next)) =
-            self.advance(&req.id, &Event::Created { job: name.clone() }, Utc::now())
+        let Ok((before, next)) = self
+            .advance(&req.id, &Event::Created { job: name.clone() }, Utc::now())
+            .await
         else {
             return; // already recorded (the Job watch was faster)
         };
@@ -986,7 +1013,8 @@ impl App {
                 "ticket": next.ticket,
                 "diff": next.diff,
             }),
-        );
+        )
+        .await;
         let _ = self.store.flush().await;
         tracing::info!(request = %next.id, job = %name, "rerun Job created");
         self.notify(
@@ -1030,8 +1058,9 @@ impl App {
     }
 
     async fn abort(&self, req: &RerunRequest, why: String) {
-        let Ok((before, next)) =
-            self.advance(&req.id, &Event::Abort { why: why.clone() }, Utc::now())
+        let Ok((before, next)) = self
+            .advance(&req.id, &Event::Abort { why: why.clone() }, Utc::now())
+            .await
         else {
             return;
         };
@@ -1040,7 +1069,7 @@ impl App {
             "rerun.aborted",
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "why": why}),
-        );
+        ).await;
         let _ = self.store.flush().await;
         tracing::warn!(request = %next.id, %why, "approved rerun not run");
         self.notify(&next, &format!("⚠️ The approved rerun was not run: {why}."))
@@ -1051,11 +1080,11 @@ impl App {
     }
 
     /// A Job event for a Job the bot created as a rerun. `false`: not ours.
-    pub(crate) fn on_rerun_job(self: &Arc<Self>, job: &JobSnapshot) -> bool {
+    pub(crate) async fn on_rerun_job(self: &Arc<Self>, job: &JobSnapshot) -> bool {
         let Some(id) = &job.rerun_request else {
             return false;
         };
-        let Ok(Some(req)) = self.store.request(id) else {
+        let Ok(Some(req)) = self.store.request(id).await else {
             return false;
         };
         let finished = job.complete.is_some() || job.failed.is_some();
@@ -1071,13 +1100,15 @@ impl App {
     async fn finish(&self, req: RerunRequest, job: JobSnapshot) {
         let now = Utc::now();
         if req.state == State::Approved {
-            let _ = self.advance(
-                &req.id,
-                &Event::Created {
-                    job: job.name.clone(),
-                },
-                now,
-            );
+            let _ = self
+                .advance(
+                    &req.id,
+                    &Event::Created {
+                        job: job.name.clone(),
+                    },
+                    now,
+                )
+                .await;
         }
         let (succeeded, note) = match (&job.complete, &job.failed) {
             (Some(_), _) => (true, None),
@@ -1091,14 +1122,17 @@ impl App {
             ),
             _ => return,
         };
-        let Ok((before, next)) = self.advance(
-            &req.id,
-            &Event::Finished {
-                succeeded,
-                note: note.clone(),
-            },
-            now,
-        ) else {
+        let Ok((before, next)) = self
+            .advance(
+                &req.id,
+                &Event::Finished {
+                    succeeded,
+                    note: note.clone(),
+                },
+                now,
+            )
+            .await
+        else {
             return; // reported already
         };
         self.audit(
@@ -1106,7 +1140,7 @@ impl App {
             if succeeded { "rerun.succeeded" } else { "rerun.failed" },
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "job": job.name, "note": note}),
-        );
+        ).await;
         let _ = self.store.flush().await;
         let text = if succeeded {
             format!("✅ Rerun Job `{}` succeeded.", job.name)
@@ -1156,14 +1190,14 @@ impl App {
         let Some(uid) = &req.alert else { return };
         for platform in Platform::ALL {
             let key = alert_key(platform, uid);
-            let Ok(Some(mut record)) = self.store.alert(&key) else {
+            let Ok(Some(mut record)) = self.store.alert(&key).await else {
                 continue;
             };
             record.status = Some(status.clone());
-            if let Err(e) = self.store.put_alert(&key, &record) {
+            if let Err(e) = self.store.put_alert(&key, &record).await {
                 tracing::warn!(error = %e, "cannot store the alert status");
             }
-            let Some((at, failures, false)) = self.posted_alert(&record) else {
+            let Some((at, failures, false)) = self.posted_alert(&record).await else {
                 continue;
             };
             let message = Outgoing::Alert {
@@ -1180,22 +1214,25 @@ impl App {
 
     /// The copy of the alert a button sits on: the one of the platform the
     /// click came from (a request lives where it was made), else any copy.
-    pub(crate) fn clicked_alert(&self, click: &ButtonClick) -> Option<AlertRecord> {
+    pub(crate) async fn clicked_alert(&self, click: &ButtonClick) -> Option<AlertRecord> {
         let uid = click.value.as_deref()?;
         let here = click
             .message
             .as_ref()
             .map(|m| Platform::of(&m.channel))
             .unwrap_or_default();
-        std::iter::once(here)
-            .chain(Platform::ALL)
-            .find_map(|p| self.store.alert(&alert_key(p, uid)).ok().flatten())
+        for p in std::iter::once(here).chain(Platform::ALL) {
+            if let Ok(Some(record)) = self.store.alert(&alert_key(p, uid)).await {
+                return Some(record);
+            }
+        }
+        None
     }
 
     // ----- time and restarts ------------------------------------------------
 
     async fn expire(&self, id: &str) {
-        let Ok((before, next)) = self.advance(id, &Event::Expire, Utc::now()) else {
+        let Ok((before, next)) = self.advance(id, &Event::Expire, Utc::now()).await else {
             return;
         };
         self.audit(
@@ -1203,7 +1240,8 @@ impl App {
             "rerun.expired",
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str()}),
-        );
+        )
+        .await;
         tracing::info!(request = %id, "rerun request expired");
         self.update_card(&next).await;
         self.set_alert_status(&next, "⌛ Rerun request expired without approval.".into())
@@ -1216,7 +1254,7 @@ impl App {
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
         loop {
             let now = Utc::now();
-            for req in self.store.requests().unwrap_or_default() {
+            for req in self.store.requests().await.unwrap_or_default() {
                 if req.state == State::Pending && req.expires_at <= now {
                     self.expire(&req.id).await;
                 }
@@ -1227,7 +1265,7 @@ impl App {
 
     /// After a restart: approved requests get their Job (or are aborted).
     pub(crate) async fn recover_requests(self: Arc<Self>) {
-        let requests = match self.store.requests() {
+        let requests = match self.store.requests().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read rerun requests");
@@ -1240,15 +1278,16 @@ impl App {
                 Ok(Some(job)) => {
                     tracing::info!(request = %req.id, job = %name, "approved rerun's Job exists; recording it");
                     let finished = job.complete.is_some() || job.failed.is_some();
-                    if let Ok((before, next)) =
-                        self.advance(&req.id, &Event::Created { job: name.clone() }, Utc::now())
+                    if let Ok((before, next)) = self
+                        .advance(&req.id, &Event::Created { job: name.clone() }, Utc::now())
+                        .await
                     {
                         self.audit(
                             BOT_ACTOR,
                             "rerun.created",
                             &next,
                             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "job": name, "already_existed": true}),
-                        );
+                        ).await;
                         self.notify(&next, &format!("🚀 Job `{name}` created."))
                             .await;
                         self.update_card(&next).await;
@@ -1269,8 +1308,8 @@ impl App {
     }
 
     /// `/rerun history [cronjob]`: the last 10 requests, newest first.
-    pub(crate) fn history(&self, cronjob: Option<&str>) -> Reply {
-        let mut all = match self.store.requests() {
+    pub(crate) async fn history(&self, cronjob: Option<&str>) -> Reply {
+        let mut all = match self.store.requests().await {
             Ok(r) => r,
             Err(e) => return Reply::Ephemeral(format!("Cannot read the history right now: {e}")),
         };

@@ -90,7 +90,7 @@ pub async fn audit(
     let mut from = 0;
     let mut written = 0;
     'pages: loop {
-        let page = match state.store.audit(from, 1000) {
+        let page = match state.store.audit(from, 1000).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "audit trail unreadable");

@@ -11,7 +11,6 @@
 mod sled_store;
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::Platform;
@@ -104,39 +103,40 @@ pub struct AuditEntry {
     pub event: AuditEvent,
 }
 
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts the record only if there is none for this Job yet. `false`: one exists.
-    fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool>;
-    fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>>;
-    fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()>;
+    async fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool>;
+    async fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>>;
+    async fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()>;
     /// Alerts written but not (yet) posted, oldest first.
-    fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>>;
+    async fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>>;
 
-    fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>>;
-    fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()>;
+    async fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>>;
+    async fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()>;
 
     /// Inserts a new request; `false` if the id is taken.
-    fn insert_request(&self, request: &RerunRequest) -> Result<bool>;
-    fn request(&self, id: &str) -> Result<Option<RerunRequest>>;
+    async fn insert_request(&self, request: &RerunRequest) -> Result<bool>;
+    async fn request(&self, id: &str) -> Result<Option<RerunRequest>>;
     /// Replaces `current` by `next` only if the stored request still equals
     /// `current`; `false`: someone else changed it first (re-read and decide again).
-    fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool>;
+    async fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool>;
     /// Every request, oldest first.
-    fn requests(&self) -> Result<Vec<RerunRequest>>;
+    async fn requests(&self) -> Result<Vec<RerunRequest>>;
 
     /// Holds and resumes (`holds` tree), by id.
-    fn insert_operation(&self, op: &Operation) -> Result<bool>;
-    fn operation(&self, id: &str) -> Result<Option<Operation>>;
+    async fn insert_operation(&self, op: &Operation) -> Result<bool>;
+    async fn operation(&self, id: &str) -> Result<Option<Operation>>;
     /// Compare-and-swap, like [`Store::swap_request`].
-    fn swap_operation(&self, current: &Operation, next: &Operation) -> Result<bool>;
+    async fn swap_operation(&self, current: &Operation, next: &Operation) -> Result<bool>;
     /// Every hold and resume, oldest first.
-    fn operations(&self) -> Result<Vec<Operation>>;
+    async fn operations(&self) -> Result<Vec<Operation>>;
 
     /// Appends to the audit trail and returns the event's sequence number.
-    fn append_audit(&self, event: &AuditEvent) -> Result<u64>;
+    async fn append_audit(&self, event: &AuditEvent) -> Result<u64>;
     /// Audit events with a sequence number ≥ `from`, in order, at most `limit`.
-    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
+    async fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
 
     /// Makes every earlier write durable.
-    fn flush(&self) -> BoxFuture<'_, Result<()>>;
+    async fn flush(&self) -> Result<()>;
 }

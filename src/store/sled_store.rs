@@ -1,6 +1,5 @@
 use std::path::Path;
 
-use futures::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AlertRecord, AlertState, AuditEvent, Result, Store, StoreError};
@@ -133,27 +132,28 @@ impl SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
-    fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool> {
+    async fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool> {
         let swapped =
             self.alerts
                 .compare_and_swap(job_uid, None as Option<&[u8]>, Some(encode(record)))?;
         Ok(swapped.is_ok())
     }
 
-    fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>> {
+    async fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>> {
         self.alerts
             .get(job_uid)?
             .map(|v| decode("alerts", &v))
             .transpose()
     }
 
-    fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()> {
+    async fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()> {
         self.alerts.insert(job_uid, encode(record))?;
         Ok(())
     }
 
-    fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>> {
+    async fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>> {
         let mut pending = Vec::new();
         for item in self.alerts.iter() {
             let (k, v) = item?;
@@ -166,62 +166,62 @@ impl Store for SledStore {
         Ok(pending)
     }
 
-    fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>> {
+    async fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>> {
         self.threads
             .get(cronjob_key)?
             .map(|v| decode("threads", &v))
             .transpose()
     }
 
-    fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()> {
+    async fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()> {
         self.threads.insert(cronjob_key, encode(thread))?;
         Ok(())
     }
 
-    fn insert_request(&self, request: &RerunRequest) -> Result<bool> {
+    async fn insert_request(&self, request: &RerunRequest) -> Result<bool> {
         insert_new(&self.requests, &request.id, request)
     }
 
-    fn request(&self, id: &str) -> Result<Option<RerunRequest>> {
+    async fn request(&self, id: &str) -> Result<Option<RerunRequest>> {
         get(&self.requests, "requests", id)
     }
 
-    fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool> {
+    async fn swap_request(&self, current: &RerunRequest, next: &RerunRequest) -> Result<bool> {
         swap(&self.requests, "requests", &current.id, current, next)
     }
 
-    fn requests(&self) -> Result<Vec<RerunRequest>> {
+    async fn requests(&self) -> Result<Vec<RerunRequest>> {
         let mut all: Vec<RerunRequest> = values(&self.requests, "requests")?;
         all.sort_by_key(|r| r.requested_at);
         Ok(all)
     }
 
-    fn insert_operation(&self, op: &Operation) -> Result<bool> {
+    async fn insert_operation(&self, op: &Operation) -> Result<bool> {
         insert_new(&self.holds, &op.id, op)
     }
 
-    fn operation(&self, id: &str) -> Result<Option<Operation>> {
+    async fn operation(&self, id: &str) -> Result<Option<Operation>> {
         get(&self.holds, "holds", id)
     }
 
-    fn swap_operation(&self, current: &Operation, next: &Operation) -> Result<bool> {
+    async fn swap_operation(&self, current: &Operation, next: &Operation) -> Result<bool> {
         swap(&self.holds, "holds", &current.id, current, next)
     }
 
-    fn operations(&self) -> Result<Vec<Operation>> {
+    async fn operations(&self) -> Result<Vec<Operation>> {
         let mut all: Vec<Operation> = values(&self.holds, "holds")?;
         all.sort_by_key(|o| o.at);
         Ok(all)
     }
 
-    fn append_audit(&self, event: &AuditEvent) -> Result<u64> {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<u64> {
         // generate_id is monotonic across restarts; big-endian keys keep sled's order.
         let id = self.db.generate_id()?;
         self.audit.insert(id.to_be_bytes(), encode(event))?;
         Ok(id)
     }
 
-    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+    async fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
         self.audit
             .range(from.to_be_bytes()..)
             .take(limit)
@@ -237,13 +237,13 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+    async fn flush(&self) -> Result<()> {
         // Not `flush_async`: concurrent calls of it deadlock in sled 0.34
         // (spacejam/sled#1308; the e2e benchmark's burst of 200 alerts hit it).
         use std::sync::atomic::Ordering::SeqCst;
         // The caller's writes happened before it takes its ticket.
         let ticket = self.flush_tickets.fetch_add(1, SeqCst) + 1;
-        Box::pin(async move {
+        {
             let mut flushed_upto = self.flushed_upto.lock().await;
             if *flushed_upto >= ticket {
                 return Ok(()); // a flush that started after our writes has finished
@@ -255,7 +255,7 @@ impl Store for SledStore {
                 .map_err(|e| StoreError::Db(format!("flush task: {e}")))??;
             *flushed_upto = covers;
             Ok(())
-        })
+        }
     }
 }
 
@@ -300,33 +300,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alerts_are_inserted_once_and_survive_reopen() {
+    #[tokio::test]
+    async fn alerts_are_inserted_once_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SledStore::open(dir.path()).unwrap();
-            assert!(store.insert_alert_if_absent("u1", &record()).unwrap());
-            assert!(!store.insert_alert_if_absent("u1", &record()).unwrap());
-            assert_eq!(store.pending_alerts().unwrap().len(), 1);
+            assert!(store.insert_alert_if_absent("u1", &record()).await.unwrap());
+            assert!(!store.insert_alert_if_absent("u1", &record()).await.unwrap());
+            assert_eq!(store.pending_alerts().await.unwrap().len(), 1);
             let mut posted = record();
             posted.state = AlertState::Posted {
                 ts: "1.2".into(),
                 thread_ts: None,
                 channel: Some("C1".into()),
             };
-            store.put_alert("u1", &posted).unwrap();
-            assert!(store.pending_alerts().unwrap().is_empty());
+            store.put_alert("u1", &posted).await.unwrap();
+            assert!(store.pending_alerts().await.unwrap().is_empty());
             store.db.flush().unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert!(matches!(
-            store.alert("u1").unwrap().unwrap().state,
+            store.alert("u1").await.unwrap().unwrap().state,
             AlertState::Posted { .. }
         ));
     }
 
-    #[test]
-    fn audit_is_ordered_and_paged() {
+    #[tokio::test]
+    async fn audit_is_ordered_and_paged() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         for i in 0..5 {
@@ -339,14 +339,15 @@ mod tests {
                     detail: serde_json::Value::Null,
                     platform: None,
                 })
+                .await
                 .unwrap();
         }
-        let all = store.audit(0, 100).unwrap();
+        let all = store.audit(0, 100).await.unwrap();
         let actions: Vec<_> = all.iter().map(|(_, e)| e.action.as_str()).collect();
         assert_eq!(actions, ["a0", "a1", "a2", "a3", "a4"]);
-        let rest = store.audit(all[3].0, 100).unwrap();
+        let rest = store.audit(all[3].0, 100).await.unwrap();
         assert_eq!(rest.len(), 2);
-        assert_eq!(store.audit(0, 2).unwrap().len(), 2);
+        assert_eq!(store.audit(0, 2).await.unwrap().len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,6 +369,7 @@ mod tests {
                             failures: 1,
                         },
                     )
+                    .await
                     .unwrap();
                 store.flush().await.unwrap();
             })
@@ -378,8 +380,8 @@ mod tests {
             .expect("no flush deadlock");
     }
 
-    #[test]
-    fn request_transitions_are_compare_and_swap() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn request_transitions_are_compare_and_swap() {
         use crate::core::request::{Event, State, transition};
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
@@ -393,31 +395,31 @@ mod tests {
             "approved_by": null, "decided_by": null, "decided_at": null, "job": null, "note": null
         }))
         .unwrap();
-        assert!(store.insert_request(&req).unwrap());
-        assert!(!store.insert_request(&req).unwrap(), "ids are unique");
+        assert!(store.insert_request(&req).await.unwrap());
+        assert!(!store.insert_request(&req).await.unwrap(), "ids are unique");
         // Eight approvers read the same pending request and race to approve it.
-        let winners: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|i| {
-                    let store = store.clone();
-                    let req = req.clone();
-                    s.spawn(move || {
-                        let event = Event::Approve {
-                            by: format!("U_{i}"),
-                            allowed: true,
-                            hold_override: false,
-                        };
-                        let next = transition(&req, &event, at).unwrap();
-                        usize::from(store.swap_request(&req, &next).unwrap())
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        let racers = (0..8).map(|i| {
+            let store = store.clone();
+            let req = req.clone();
+            tokio::spawn(async move {
+                let event = Event::Approve {
+                    by: format!("U_{i}"),
+                    allowed: true,
+                    hold_override: false,
+                };
+                let next = transition(&req, &event, at).unwrap();
+                usize::from(store.swap_request(&req, &next).await.unwrap())
+            })
         });
+        let winners: usize = futures::future::join_all(racers)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .sum();
         assert_eq!(winners, 1);
-        let stored = store.request("abc12345").unwrap().unwrap();
+        let stored = store.request("abc12345").await.unwrap().unwrap();
         assert_eq!(stored.state, State::Approved);
-        assert_eq!(store.requests().unwrap().len(), 1);
+        assert_eq!(store.requests().await.unwrap().len(), 1);
     }
 
     #[test]

@@ -115,9 +115,13 @@ impl App {
         // One record per platform; done when every platform has its own.
         let mut missing = false;
         for d in &self.settings.destinations {
-            match self.store.alert(&alert_key(d.platform, &job.uid)).await {
-                Ok(Some(_)) => {}
-                Ok(None) => missing = true,
+            match self
+                .store
+                .alert_exists(&alert_key(d.platform, &job.uid))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => missing = true,
                 Err(e) => {
                     tracing::error!(error = %e, job = %job.key(), "store unreadable; alert skipped for now");
                     return;

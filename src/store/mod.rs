@@ -8,6 +8,8 @@
 //!
 //! sled 0.34 is unmaintained upstream, so nothing outside this module names it.
 
+pub mod crds;
+mod kube_store;
 mod sled_store;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +20,7 @@ use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
 use crate::core::{FailureAlert, ThreadState};
 
+pub use kube_store::KubeStore;
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,10 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts the record only if there is none for this Job yet. `false`: one exists.
     async fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool>;
     async fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>>;
+    /// Whether an alert record exists (the hot path of every Job event).
+    async fn alert_exists(&self, job_uid: &str) -> Result<bool> {
+        Ok(self.alert(job_uid).await?.is_some())
+    }
     async fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()>;
     /// Alerts written but not (yet) posted, oldest first.
     async fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>>;

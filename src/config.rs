@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+/// Where the bot keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// An embedded sled database in `RERUN_BOT_DATA_DIR` (one replica).
+    Sled,
+    /// Custom resources in the bot's namespace (several replicas).
+    Kubernetes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -65,6 +74,14 @@ pub struct Settings {
     /// Namespaces to watch, comma-separated; empty: all.
     #[arg(long, env = "RERUN_BOT_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
+    /// Where state is kept: `sled` (one replica, a volume) or `kubernetes`
+    /// (custom resources; needs the CRDs of manifests/ha/).
+    #[arg(long, env = "RERUN_BOT_STORE", value_enum, default_value = "sled")]
+    pub store: StoreKind,
+    /// Namespace of the bot's custom resources with `RERUN_BOT_STORE=kubernetes`;
+    /// default: the pod's own namespace (the kube client's default).
+    #[arg(long, env = "RERUN_BOT_STORE_NAMESPACE")]
+    pub store_namespace: Option<String>,
     /// sled database directory.
     #[arg(long, env = "RERUN_BOT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -27,10 +27,11 @@ use crate::chat::slack::{self, SlackChat};
 use crate::chat::teams::{self, TeamsChat, TeamsSettings};
 use crate::chat::{Chat, Chats, Interactions, Platform};
 use crate::config::Settings;
+use crate::config::StoreKind;
 use crate::core::policy::Policy;
 use crate::kube::Cluster;
 use crate::metrics::Metrics;
-use crate::store::{SledStore, Store};
+use crate::store::{KubeStore, SledStore, Store};
 
 pub use config::LogFormat;
 
@@ -38,7 +39,7 @@ pub use config::LogFormat;
 pub enum StartError {
     #[error("invalid settings: {0}")]
     Settings(String),
-    #[error("cannot open the data dir: {0}")]
+    #[error("cannot open the store: {0}")]
     Store(#[from] store::StoreError),
     #[error("cannot set up the Slack client: {0}")]
     Slack(String),
@@ -64,7 +65,16 @@ impl Bot {
         // kube-rs and slack-morphism both use rustls; pick its crypto provider once.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir)?);
+        let store: Arc<dyn Store> = match settings.store {
+            StoreKind::Sled => Arc::new(SledStore::open(&settings.data_dir)?),
+            StoreKind::Kubernetes => {
+                let namespace = settings
+                    .store_namespace
+                    .clone()
+                    .unwrap_or_else(|| kube.default_namespace().to_string());
+                Arc::new(KubeStore::open(kube.clone(), &namespace).await?)
+            }
+        };
         let metrics = Arc::new(Metrics::default());
         let mut chats = Chats::default();
         let mut destinations = Vec::new();

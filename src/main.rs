@@ -23,6 +23,8 @@ enum Command {
     Audit(AuditArgs),
     /// Build the Microsoft Teams app package (manifest.json + icons) to upload to Teams.
     TeamsApp(TeamsAppArgs),
+    /// Print the CustomResourceDefinitions of RERUN_BOT_STORE=kubernetes (`| kubectl apply -f -`).
+    Crds,
     /// Try the whole bot in one command, with no cluster and no Slack workspace.
     ///
     /// Runs the real bot (the same Kubernetes and Slack code as `serve`, every
@@ -128,6 +130,10 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", rerun_bot::audit_client::table(&lines));
             }
+            Ok(())
+        }
+        Command::Crds => {
+            print!("{}", rerun_bot::store::crds::yaml());
             Ok(())
         }
         Command::Demo(args) => {

@@ -143,7 +143,7 @@ impl Held for crds::JobAlert {
                 cronjob: format!("{}/{}", a.value.alert.namespace, a.value.alert.cronjob),
                 job: a.value.alert.job.clone(),
                 platform: a.value.platform.name().to_string(),
-                record: to_json(&a.value),
+                record: to_json(a),
             },
         );
         cr.metadata = meta(name);
@@ -162,7 +162,7 @@ impl Held for crds::JobAlert {
                 AlertState::Posted { .. } => "Posted",
             }
             .to_string(),
-            record: to_json(&a.value),
+            record: to_json(a),
         });
     }
 }
@@ -170,17 +170,14 @@ impl Held for crds::JobAlert {
 impl Held for crds::AlertThread {
     type Value = Keyed<ThreadState>;
     fn fresh(name: &str, t: &Self::Value) -> Self {
-        let (platform, cronjob) = match t.key.strip_prefix("teams/") {
-            Some(rest) => ("teams", rest.to_string()),
-            None => ("slack", t.key.clone()),
-        };
+        let (platform, cronjob) = split_platform(&t.key, THREAD_PARTS);
         let mut cr = crds::AlertThread::new(
             name,
             AlertThreadSpec {
                 key: t.key.clone(),
-                cronjob,
+                cronjob: cronjob.to_string(),
                 platform: platform.to_string(),
-                record: to_json(&t.value),
+                record: to_json(t),
             },
         );
         cr.metadata = meta(name);
@@ -195,7 +192,7 @@ impl Held for crds::AlertThread {
     fn set(&mut self, t: &Self::Value) {
         self.status = Some(AlertThreadStatus {
             failures: t.value.failures,
-            record: to_json(&t.value),
+            record: to_json(t),
         });
     }
 }
@@ -367,14 +364,29 @@ impl<K: Held> Table<K> {
     }
 }
 
-/// A store key as a resource name: `<platform>.<key with / as .>`. Namespace
-/// names have no dots and CronJob names no slashes, so this is one to one.
-fn object_name(key: &str) -> String {
-    match key.strip_prefix("teams/") {
-        Some(rest) => format!("teams.{}", rest.replace('/', ".")),
-        None => format!("slack.{}", key.replace('/', ".")),
+/// A store key as a resource name: `<platform>.<key with / as .>`. Teams'
+/// keys are Slack's with one more leading segment, `teams/` (`slack_parts`:
+/// how many segments a Slack key of this kind has); namespace names have no
+/// dots and CronJob names no slashes, so this is one to one.
+fn object_name(key: &str, slack_parts: usize) -> String {
+    match split_platform(key, slack_parts) {
+        ("teams", rest) => format!("teams.{}", rest.replace('/', ".")),
+        (_, rest) => format!("slack.{}", rest.replace('/', ".")),
     }
 }
+
+/// (`slack` | `teams`, the key without the platform).
+fn split_platform(key: &str, slack_parts: usize) -> (&'static str, &str) {
+    match key.strip_prefix("teams/") {
+        Some(rest) if key.split('/').count() > slack_parts => ("teams", rest),
+        _ => ("slack", key),
+    }
+}
+
+/// Alert keys: a Job uid (Slack), `teams/<uid>`.
+const ALERT_PARTS: usize = 1;
+/// Thread keys: `namespace/cronjob` (Slack), `teams/namespace/cronjob`.
+const THREAD_PARTS: usize = 2;
 
 pub struct KubeStore {
     requests: Table<crds::RerunRequest>,
@@ -447,7 +459,10 @@ impl Store for KubeStore {
     async fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool> {
         let inserted = self
             .alerts
-            .insert(&object_name(job_uid), &keyed(job_uid, record.clone()))
+            .insert(
+                &object_name(job_uid, ALERT_PARTS),
+                &keyed(job_uid, record.clone()),
+            )
             .await?;
         self.remember(job_uid);
         Ok(inserted)
@@ -456,14 +471,17 @@ impl Store for KubeStore {
     async fn alert(&self, job_uid: &str) -> Result<Option<AlertRecord>> {
         Ok(self
             .alerts
-            .value(&object_name(job_uid))
+            .value(&object_name(job_uid, ALERT_PARTS))
             .await?
             .map(|k| k.value))
     }
 
     async fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()> {
         self.alerts
-            .put(&object_name(job_uid), &keyed(job_uid, record.clone()))
+            .put(
+                &object_name(job_uid, ALERT_PARTS),
+                &keyed(job_uid, record.clone()),
+            )
             .await?;
         self.remember(job_uid);
         Ok(())
@@ -473,7 +491,11 @@ impl Store for KubeStore {
         if self.known(job_uid) {
             return Ok(true);
         }
-        let exists = self.alerts.get(&object_name(job_uid)).await?.is_some();
+        let exists = self
+            .alerts
+            .get(&object_name(job_uid, ALERT_PARTS))
+            .await?
+            .is_some();
         if exists {
             self.remember(job_uid);
         }
@@ -496,7 +518,7 @@ impl Store for KubeStore {
     async fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>> {
         Ok(self
             .threads
-            .value(&object_name(cronjob_key))
+            .value(&object_name(cronjob_key, THREAD_PARTS))
             .await?
             .map(|k| k.value))
     }
@@ -504,7 +526,7 @@ impl Store for KubeStore {
     async fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()> {
         self.threads
             .put(
-                &object_name(cronjob_key),
+                &object_name(cronjob_key, THREAD_PARTS),
                 &keyed(cronjob_key, thread.clone()),
             )
             .await
@@ -592,11 +614,20 @@ mod tests {
 
     #[test]
     fn keys_become_distinct_dns_names() {
-        assert_eq!(object_name("3f2b-uid"), "slack.3f2b-uid");
-        assert_eq!(object_name("teams/3f2b-uid"), "teams.3f2b-uid");
-        assert_eq!(object_name("billing/sync.v2"), "slack.billing.sync.v2");
-        assert_eq!(object_name("teams/billing/sync"), "teams.billing.sync");
-        // A namespace called `teams` does not collide with Teams' keys.
-        assert_ne!(object_name("teams/x.y"), object_name("teams/x/y"));
+        use super::{ALERT_PARTS, THREAD_PARTS};
+        assert_eq!(object_name("3f2b-uid", ALERT_PARTS), "slack.3f2b-uid");
+        assert_eq!(object_name("teams/3f2b-uid", ALERT_PARTS), "teams.3f2b-uid");
+        assert_eq!(
+            object_name("billing/sync.v2", THREAD_PARTS),
+            "slack.billing.sync.v2"
+        );
+        assert_eq!(
+            object_name("teams/billing/sync", THREAD_PARTS),
+            "teams.billing.sync"
+        );
+        // Slack's thread of CronJob `x.y` in a namespace called `teams` is not
+        // Teams' thread of CronJob `y` in namespace `x`.
+        assert_eq!(object_name("teams/x.y", THREAD_PARTS), "slack.teams.x.y");
+        assert_eq!(object_name("teams/x/y", THREAD_PARTS), "teams.x.y");
     }
 }

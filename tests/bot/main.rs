@@ -15,6 +15,7 @@ mod manifests;
 mod rerun;
 mod security;
 mod service;
+mod store;
 mod teams;
 mod teams_app;
 mod teams_cards;

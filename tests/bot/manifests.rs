@@ -45,6 +45,8 @@ const SETTINGS: &[&str] = &[
     "TEAMS_SERVICE_URL",
     "TEAMS_LOGIN_URL",
     "TEAMS_OPENID_METADATA_URL",
+    "RERUN_BOT_STORE",
+    "RERUN_BOT_STORE_NAMESPACE",
 ];
 
 /// The Teams settings the ConfigMap carries (empty until Teams is set up), and
@@ -86,14 +88,18 @@ fn manifests_dir() -> PathBuf {
     root().join("manifests")
 }
 
+/// The kustomize base's resources (`manifests/base/`).
+fn base_dir() -> PathBuf {
+    manifests_dir().join("base")
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// `manifests/*.yaml` (and `*.yml`), sorted by name.
-fn manifest_files() -> Vec<PathBuf> {
-    let dir = manifests_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// `*.yaml` (and `*.yml`) in `dir`, sorted by name.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| {
@@ -106,6 +112,13 @@ fn manifest_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no YAML files in {}", dir.display());
+    files
+}
+
+/// `manifests/base/*.yaml` and `manifests/*.yaml`.
+fn manifest_files() -> Vec<PathBuf> {
+    let mut files = yaml_files(&base_dir());
+    files.extend(yaml_files(&manifests_dir()));
     files
 }
 
@@ -134,8 +147,14 @@ fn documents(path: &Path) -> Vec<Value> {
     docs
 }
 
+/// A base resource file (`manifests/base/`), else one of `manifests/`.
 fn manifest(name: &str) -> Vec<Value> {
-    documents(&manifests_dir().join(name))
+    let base = base_dir().join(name);
+    if base.is_file() {
+        documents(&base)
+    } else {
+        documents(&manifests_dir().join(name))
+    }
 }
 
 /// The one document of `kind` among all files in `manifests/`.
@@ -271,12 +290,12 @@ fn kustomization_lists_every_resource_file_and_nothing_else() {
     assert_eq!(listed_set.len(), listed.len(), "a resource is listed twice");
     for entry in &listed {
         assert!(
-            manifests_dir().join(entry).is_file(),
+            base_dir().join(entry).is_file(),
             "{KUSTOMIZATION} lists {entry}, which does not exist"
         );
     }
 
-    for file in manifest_files() {
+    for file in yaml_files(&base_dir()) {
         let name = file_name(&file);
         match name {
             KUSTOMIZATION | SLACK_APP => {}
@@ -286,7 +305,7 @@ fn kustomization_lists_every_resource_file_and_nothing_else() {
             ),
             _ => assert!(
                 listed_set.contains(name),
-                "{name} is in manifests/ but not in {KUSTOMIZATION}"
+                "{name} is in manifests/base/ but not in {KUSTOMIZATION}"
             ),
         }
     }
@@ -690,6 +709,75 @@ fn every_cli_setting_is_documented() {
         assert!(
             readme.contains(&format!("`{var}`")),
             "{var} is missing from README.md"
+        );
+    }
+}
+
+/// `kubectl kustomize` of `dir`, or None (with a notice) where kubectl is absent.
+fn kustomize(dir: &str) -> Option<Vec<Value>> {
+    let out = match std::process::Command::new("kubectl")
+        .args(["kustomize", dir])
+        .current_dir(root())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("NOTICE: kubectl not found ({e}); kustomize rendering not checked");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|de| Value::deserialize(de).unwrap())
+            .filter(|v| !v.is_null())
+            .collect(),
+    )
+}
+
+#[test]
+fn the_ha_overlay_keeps_state_in_custom_resources_without_a_volume() {
+    let Some(base) = kustomize("manifests") else {
+        return;
+    };
+    assert!(base.iter().any(|d| d["kind"] == "PersistentVolumeClaim"));
+    let ha = kustomize("manifests/ha").expect("kubectl is there");
+    let kinds: Vec<&str> = ha.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "CustomResourceDefinition")
+            .count(),
+        5
+    );
+    assert!(!kinds.contains(&"PersistentVolumeClaim"), "{kinds:?}");
+    assert!(kinds.contains(&"Role") && kinds.contains(&"RoleBinding"));
+    let deploy = ha.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "RERUN_BOT_STORE" && e["value"] == "kubernetes")
+    );
+    assert!(deploy["spec"]["template"]["spec"]["volumes"][0]["emptyDir"].is_mapping());
+    let role = ha.iter().find(|d| d["kind"] == "Role").unwrap();
+    let text = serde_yaml::to_string(role).unwrap();
+    for plural in [
+        "rerunrequests",
+        "maintenanceholds",
+        "jobalerts",
+        "alertthreads",
+        "auditevents",
+    ] {
+        assert!(
+            text.contains(plural) && text.contains(&format!("{plural}/status")),
+            "{plural}"
         );
     }
 }

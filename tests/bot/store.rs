@@ -430,13 +430,19 @@ async fn the_bot_runs_on_custom_resources() {
             .count()
     };
     assert_eq!(reruns(&t), 1);
-    let rr = t.kube.custom_resource("rerun-bot.io", "rerunrequests").unwrap();
+    let rr = t
+        .kube
+        .custom_resource("rerun-bot.io", "rerunrequests")
+        .unwrap();
     let requests = t.kube.list(rr, Some(NS));
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0]["status"]["phase"], "created");
     let alerts = t.kube.custom_resource("rerun-bot.io", "jobalerts").unwrap();
     assert_eq!(t.kube.list(alerts, Some(NS)).len(), 1);
-    let audit = t.kube.custom_resource("rerun-bot.io", "auditevents").unwrap();
+    let audit = t
+        .kube
+        .custom_resource("rerun-bot.io", "auditevents")
+        .unwrap();
     assert!(t.kube.list(audit, Some(NS)).len() >= 4);
 
     t.restart().await;

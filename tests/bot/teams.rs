@@ -553,3 +553,23 @@ async fn the_audit_trail_names_teams_people_and_their_platform() {
     assert!(table.contains("teams"), "{table}");
     t.finish().await;
 }
+
+#[tokio::test]
+async fn an_activity_of_another_bot_framework_channel_is_refused() {
+    let t = Tester::on(Platforms::Teams, &[]).await;
+    let alert = alert(&t).await;
+    let card = requested(&t, &alert).await;
+    // A token the Bot Framework would sign for Web Chat (a key endorsed for
+    // `webchat`) on an activity that says so: valid for that channel, but the
+    // bot serves Teams alone (a Web Chat client writes its own `from`).
+    let mut click = t.teams().click_activity("bob", &card, "approve", &[]);
+    click["channelId"] = json!("webchat");
+    let answer = t
+        .teams()
+        .send_forged(click, Forgery::UnendorsedChannel)
+        .await;
+    assert_eq!(answer.status, 401, "{:?}", answer.body);
+    t.teams().wait_quiet(Duration::from_millis(300)).await;
+    assert!(reruns(&t).is_empty(), "nothing created");
+    t.finish().await;
+}

@@ -29,6 +29,8 @@ pub enum AuthError {
     UnknownKey,
     #[error("the signing key is not endorsed for channel `{0}`")]
     NotEndorsed(String),
+    #[error("an activity of channel `{0}`; only `msteams` is served")]
+    OtherChannel(String),
     #[error("invalid token: {0}")]
     Invalid(String),
     #[error("the token's serviceurl does not match the activity's serviceUrl")]

@@ -34,6 +34,8 @@ const BODY_LIMIT: usize = 256 * 1024;
 /// How long an invoke waits for its handler before answering "still working".
 const INVOKE_BUDGET: Duration = Duration::from_secs(10);
 const MESSAGE_TYPE: &str = "application/vnd.microsoft.activity.message";
+/// The only Bot Framework channel the bot serves.
+const TEAMS_CHANNEL_ID: &str = "msteams";
 /// The verb of a button that opens a form it carries (see [`form_launcher`]).
 pub const OPEN_FORM_VERB: &str = "open_form";
 
@@ -125,12 +127,18 @@ async fn messages(State(st): State<TeamsState>, headers: HeaderMap, body: Bytes)
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = st
-        .teams
-        .verifier
-        .verify(authorization, &activity.channel_id, &activity.service_url)
-        .await
-    {
+    // The Bot Framework signs every channel's activities with the same keys;
+    // only Teams vouches for `from.aadObjectId` and the tenant (a Web Chat or
+    // Direct Line client writes its own `from` and `channelData`).
+    let verified = if activity.channel_id != TEAMS_CHANNEL_ID {
+        Err(super::auth::AuthError::OtherChannel(activity.channel_id.clone()))
+    } else {
+        st.teams
+            .verifier
+            .verify(authorization, &activity.channel_id, &activity.service_url)
+            .await
+    };
+    if let Err(e) = verified {
         st.teams.metrics.teams_auth_rejected.inc();
         tracing::warn!(error = %e, "rejected a request to /api/messages");
         return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();

@@ -725,6 +725,16 @@ impl App {
         let Some(req) = req else {
             return Reply::Ephemeral("This rerun request is not known to rerun-bot.".into());
         };
+        // A request lives where it was made: ids of two platforms cannot be
+        // compared, so a click naming another platform's request (one person,
+        // two accounts) would pass the four-eyes check.
+        let made_on = Platform::of(&req.channel);
+        if Platform::of_user(&click.user) != made_on {
+            return Reply::Ephemeral(format!(
+                "This rerun request was made in {}; it is decided there.",
+                made_on.title()
+            ));
+        }
         let now = Utc::now();
         let event = match click.action_id.as_str() {
             action @ ("approve" | "approve_held") => Event::Approve {

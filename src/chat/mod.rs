@@ -66,6 +66,14 @@ impl Platform {
             Platform::Teams => "teams",
         }
     }
+
+    /// As people call it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Platform::Slack => "Slack",
+            Platform::Teams => "Microsoft Teams",
+        }
+    }
 }
 
 /// Where a posted message lives, so it can be updated or replied to.

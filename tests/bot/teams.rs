@@ -573,3 +573,36 @@ async fn an_activity_of_another_bot_framework_channel_is_refused() {
     assert!(reruns(&t).is_empty(), "nothing created");
     t.finish().await;
 }
+
+#[tokio::test]
+async fn a_slack_request_is_not_approved_from_teams() {
+    let t = Tester::on(Platforms::Both, &[]).await;
+    let teams_alert = alert(&t).await;
+    let _slack_alert = t.slack.next_message().await;
+    t.command(
+        "U_ALICE",
+        CHANNEL,
+        "/rerun",
+        "billing-sync --reason \"db was down\"",
+    )
+    .await;
+    let card = t.slack.next_message().await;
+    let id = card.button("approve").expect("an approve button")["value"]
+        .as_str()
+        .expect("the request id")
+        .to_string();
+    // Alice again, on Teams (another id: "anyone but the requester" cannot
+    // tell), sends an approval naming the Slack request.
+    let mut forged = t.teams().click_activity("alice", &teams_alert, "hold", &[]);
+    forged["value"]["action"]["verb"] = json!("approve");
+    forged["value"]["action"]["data"]["value"] = json!(id);
+    let answer = t.teams().send_activity(forged).await;
+    assert_eq!(answer.status, 200);
+    t.teams().wait_quiet(Duration::from_millis(300)).await;
+    assert!(
+        reruns(&t).is_empty(),
+        "a request is approved where it was made: {:?}",
+        answer.body
+    );
+    t.finish().await;
+}

@@ -590,11 +590,8 @@ impl App {
         let now = Utc::now();
         let source_job = match t.alert.as_deref() {
             Some(uid) => self
-                .store
-                .alert(uid)
+                .alert_copy(uid, Platform::of(&t.channel))
                 .await
-                .ok()
-                .flatten()
                 .map(|r| r.alert.job),
             None => None,
         };
@@ -1231,6 +1228,11 @@ impl App {
             .as_ref()
             .map(|m| Platform::of(&m.channel))
             .unwrap_or_default();
+        self.alert_copy(uid, here).await
+    }
+
+    /// The alert about Job `uid`: the copy on `here`, else any copy.
+    async fn alert_copy(&self, uid: &str, here: Platform) -> Option<AlertRecord> {
         for p in std::iter::once(here).chain(Platform::ALL) {
             if let Ok(Some(record)) = self.store.alert(&alert_key(p, uid)).await {
                 return Some(record);

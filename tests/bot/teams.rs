@@ -28,6 +28,11 @@ fn reruns(t: &Tester) -> Vec<Value> {
         .collect()
 }
 
+/// Whether `uid` is the Job the alert card is about (its buttons carry the uid).
+fn shown_uid(alert: &Message, uid: &str) -> bool {
+    alert.card.as_ref().is_some_and(|c| c.to_string().contains(uid))
+}
+
 fn aad(t: &Tester, user: &str) -> String {
     t.teams().user(user).aad_object_id
 }
@@ -139,6 +144,16 @@ async fn teams_alert_dialog_and_second_person_approval_create_exactly_one_job() 
     assert_eq!(a["rerun-bot.io/approved-by"], aad(&t, "bob").as_str());
     assert_eq!(a["rerun-bot.io/reason"], "db was down; fixed");
     assert_eq!(a["rerun-bot.io/ticket"], "INC-42");
+    let failed = t
+        .kube
+        .list(Resource::Jobs, None)
+        .into_iter()
+        .find(|j| j["metadata"]["uid"].as_str().is_some_and(|u| shown_uid(&alert, u)))
+        .expect("the failed Job");
+    assert_eq!(
+        a["rerun-bot.io/source-job"], failed["metadata"]["name"],
+        "the rerun names the Job it reruns"
+    );
     let _card_created = t.teams().next_update_of(&card.activity_id).await;
     let _alert_created = t.teams().next_update_of(&alert.activity_id).await;
 

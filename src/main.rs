@@ -25,6 +25,16 @@ enum Command {
     TeamsApp(TeamsAppArgs),
     /// Print the CustomResourceDefinitions of RERUN_BOT_STORE=kubernetes (`| kubectl apply -f -`).
     Crds,
+    /// Copy a sled data dir's state into the custom resources of RERUN_BOT_STORE=kubernetes.
+    ///
+    /// Copies rerun requests, holds and resumes, alerts, alert threads and the
+    /// audit trail. A record already there is left as it is, so running it
+    /// again copies only what is missing (an interrupted run is finished by
+    /// running it again). Stop the bot using the data dir first (sled locks
+    /// it) and install the CRDs (`rerun-bot crds | kubectl apply -f -`). The
+    /// cluster is the one of KUBECONFIG or the pod's service account, as for
+    /// `serve`.
+    Migrate(MigrateArgs),
     /// Try the whole bot in one command, with no cluster and no Slack workspace.
     ///
     /// Runs the real bot (the same Kubernetes and Slack code as `serve`, every
@@ -48,6 +58,57 @@ struct DemoArgs {
     /// The bot's data dir (sled); default: a fresh temp dir, removed at exit.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Where the state goes: `kubernetes` (custom resources).
+    #[arg(long, value_enum)]
+    to: MigrateTarget,
+    /// The sled database directory (the bot's RERUN_BOT_DATA_DIR).
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// Namespace of the custom resources; default: the kube context's (in a pod, its own).
+    #[arg(long, env = "RERUN_BOT_STORE_NAMESPACE")]
+    namespace: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MigrateTarget {
+    Kubernetes,
+}
+
+/// `rerun-bot migrate`: one line on stdout per kind, one line on stderr on error.
+async fn migrate(args: MigrateArgs) -> Result<(), String> {
+    use rerun_bot::store::{KubeStore, migrate};
+    let MigrateTarget::Kubernetes = args.to;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kube = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no Kubernetes access (in-cluster or KUBECONFIG): {e}"))?;
+    let namespace = args
+        .namespace
+        .unwrap_or_else(|| kube.default_namespace().to_string());
+    let to = KubeStore::open(kube, &namespace)
+        .await
+        .map_err(|e| migrate::plain(&e))?;
+    let from = migrate::open_sled(&args.data_dir).map_err(|e| migrate::plain(&e))?;
+    let summary = migrate::migrate(&from, &to)
+        .await
+        .map_err(|e| format!("{e} (nothing is lost: run it again to finish)"))?;
+    println!(
+        "{} (sled) → custom resources in namespace {namespace}:",
+        args.data_dir.display()
+    );
+    print!("{summary}");
+    if summary.copied() == 0 {
+        println!("nothing new to copy: everything was there already");
+    } else {
+        println!(
+            "see them: kubectl get rerunrequests,maintenanceholds,jobalerts,alertthreads,auditevents -n {namespace}"
+        );
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -134,6 +195,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Crds => {
             print!("{}", rerun_bot::store::crds::yaml());
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            if let Err(e) = migrate(args).await {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Demo(args) => {

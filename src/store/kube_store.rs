@@ -238,8 +238,9 @@ impl<K: Held> Table<K> {
             kube::Error::Api(s)
                 if s.code == 404 && s.reason == "NotFound" && s.details.is_none() =>
             {
+                // The whole story: the apiserver serves no such resource.
                 StoreError::Db(format!(
-                    "the {} custom resource is not installed (apply manifests/ha/crds.yaml, or `rerun-bot crds | kubectl apply -f -`): {e}",
+                    "the {}.rerun-bot.io custom resource is not installed: install the CRDs with `rerun-bot crds | kubectl apply -f -` (or apply manifests/ha/crds.yaml)",
                     self.plural
                 ))
             }
@@ -515,6 +516,18 @@ impl Store for KubeStore {
         Ok(pending)
     }
 
+    async fn alerts(&self) -> Result<Vec<(String, AlertRecord)>> {
+        let mut all: Vec<(String, AlertRecord)> = self
+            .alerts
+            .values()
+            .await?
+            .into_iter()
+            .map(|k| (k.key, k.value))
+            .collect();
+        all.sort_by_key(|(_, r)| r.created_at);
+        Ok(all)
+    }
+
     async fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>> {
         Ok(self
             .threads
@@ -530,6 +543,18 @@ impl Store for KubeStore {
                 &keyed(cronjob_key, thread.clone()),
             )
             .await
+    }
+
+    async fn threads(&self) -> Result<Vec<(String, ThreadState)>> {
+        let mut all: Vec<(String, ThreadState)> = self
+            .threads
+            .values()
+            .await?
+            .into_iter()
+            .map(|k| (k.key, k.value))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
     }
 
     async fn insert_request(&self, request: &RerunRequest) -> Result<bool> {
@@ -571,14 +596,18 @@ impl Store for KubeStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<u64> {
         loop {
             let seq = self.next_seq();
-            if self
-                .audit
-                .insert(&format!("e{seq:020}"), &(seq, event.clone()))
-                .await?
-            {
+            if self.import_audit(seq, event).await? {
                 return Ok(seq);
             }
         }
+    }
+
+    /// Named `e<seq, 20 digits>`: sled's small sequence numbers sort before
+    /// this store's own (microseconds × 1000).
+    async fn import_audit(&self, seq: u64, event: &AuditEvent) -> Result<bool> {
+        self.audit
+            .insert(&format!("e{seq:020}"), &(seq, event.clone()))
+            .await
     }
 
     async fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {

@@ -10,6 +10,7 @@
 
 pub mod crds;
 mod kube_store;
+pub mod migrate;
 mod sled_store;
 
 use chrono::{DateTime, Utc};
@@ -118,9 +119,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_alert(&self, job_uid: &str, record: &AlertRecord) -> Result<()>;
     /// Alerts written but not (yet) posted, oldest first.
     async fn pending_alerts(&self) -> Result<Vec<(String, AlertRecord)>>;
+    /// Every alert with its key (`uid`, `teams/uid`), oldest first.
+    async fn alerts(&self) -> Result<Vec<(String, AlertRecord)>>;
 
     async fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>>;
     async fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()>;
+    /// Every alert thread with its key (`namespace/cronjob`,
+    /// `teams/namespace/cronjob`), by key.
+    async fn threads(&self) -> Result<Vec<(String, ThreadState)>>;
 
     /// Inserts a new request; `false` if the id is taken.
     async fn insert_request(&self, request: &RerunRequest) -> Result<bool>;
@@ -143,6 +149,9 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, event: &AuditEvent) -> Result<u64>;
     /// Audit events with a sequence number ≥ `from`, in order, at most `limit`.
     async fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
+    /// Puts an event from another store's audit trail in under its sequence
+    /// number, if that number is free; `false`: it is taken (copied before).
+    async fn import_audit(&self, seq: u64, event: &AuditEvent) -> Result<bool>;
 
     /// Makes every earlier write durable.
     async fn flush(&self) -> Result<()>;

@@ -70,6 +70,16 @@ fn swap<T: Serialize + DeserializeOwned + PartialEq>(
     Ok(swapped.is_ok())
 }
 
+/// Every record of a tree with its key, in key order.
+fn keyed<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<(String, T)>> {
+    tree.iter()
+        .map(|item| {
+            let (k, v) = item?;
+            Ok((String::from_utf8_lossy(&k).into_owned(), decode(name, &v)?))
+        })
+        .collect()
+}
+
 fn values<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
     tree.iter().map(|item| decode(name, &item?.1)).collect()
 }
@@ -97,8 +107,9 @@ impl SledStore {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(sled::Error::Io(e)) if is_lock_error(&e) => {
+                    tracing::debug!(error = %e, "sled data dir locked");
                     return Err(StoreError::Db(format!(
-                        "{} is locked by another process (one rerun-bot per data dir): {e}",
+                        "{} is locked by another process, a rerun-bot using it (one per data dir): stop it first",
                         dir.display()
                     )));
                 }
@@ -166,6 +177,12 @@ impl Store for SledStore {
         Ok(pending)
     }
 
+    async fn alerts(&self) -> Result<Vec<(String, AlertRecord)>> {
+        let mut all = keyed(&self.alerts, "alerts")?;
+        all.sort_by_key(|(_, r): &(String, AlertRecord)| r.created_at);
+        Ok(all)
+    }
+
     async fn thread(&self, cronjob_key: &str) -> Result<Option<ThreadState>> {
         self.threads
             .get(cronjob_key)?
@@ -176,6 +193,11 @@ impl Store for SledStore {
     async fn put_thread(&self, cronjob_key: &str, thread: &ThreadState) -> Result<()> {
         self.threads.insert(cronjob_key, encode(thread))?;
         Ok(())
+    }
+
+    async fn threads(&self) -> Result<Vec<(String, ThreadState)>> {
+        // sled iterates in key order.
+        keyed(&self.threads, "threads")
     }
 
     async fn insert_request(&self, request: &RerunRequest) -> Result<bool> {
@@ -215,10 +237,23 @@ impl Store for SledStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<u64> {
-        // generate_id is monotonic across restarts; big-endian keys keep sled's order.
-        let id = self.db.generate_id()?;
-        self.audit.insert(id.to_be_bytes(), encode(event))?;
-        Ok(id)
+        // generate_id is monotonic across restarts; big-endian keys keep sled's
+        // order. An id taken by an imported event is skipped, never overwritten.
+        loop {
+            let id = self.db.generate_id()?;
+            if self.import_audit(id, event).await? {
+                return Ok(id);
+            }
+        }
+    }
+
+    async fn import_audit(&self, seq: u64, event: &AuditEvent) -> Result<bool> {
+        let swapped = self.audit.compare_and_swap(
+            seq.to_be_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(event)),
+        )?;
+        Ok(swapped.is_ok())
     }
 
     async fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
+use rerun_bot::chat::Platform;
 use rerun_bot::core::alert::LogTail;
 use rerun_bot::core::hold::Operation;
 use rerun_bot::core::request::{Event, RerunRequest, State, transition};
 use rerun_bot::core::{FailureAlert, ThreadState};
-use rerun_bot::store::{AlertRecord, AlertState, AuditEvent, KubeStore, SledStore, Store};
+use rerun_bot::store::{AlertRecord, AlertState, AuditEvent, KubeStore, SledStore, Store, migrate};
 use serde_json::json;
 
 use crate::support::{FakeKube, Resource};
@@ -451,4 +452,488 @@ async fn the_bot_runs_on_custom_resources() {
         .await;
     assert_eq!(reruns(&t), 1, "nothing twice after a restart");
     t.finish().await;
+}
+
+fn thread_state(ts: &str, failures: u32) -> ThreadState {
+    ThreadState {
+        channel: "C1".into(),
+        posted_in: "C1".into(),
+        ts: ts.into(),
+        parent_job_uid: "u1".into(),
+        opened_at: at(),
+        failures,
+    }
+}
+
+fn posted(uid: &str, platform: Platform, ts: &str) -> AlertRecord {
+    let mut record = alert(uid);
+    record.platform = platform;
+    record.state = AlertState::Posted {
+        ts: ts.into(),
+        thread_ts: Some("1.1".into()),
+        channel: Some("C1".into()),
+    };
+    record.number = 2;
+    record.status = Some("rerun requested".into());
+    record
+}
+
+fn audit_event(i: u32) -> AuditEvent {
+    AuditEvent {
+        at: at() + chrono::Duration::seconds(i.into()),
+        actor: "U_ALICE".into(),
+        action: format!("a{i}"),
+        subject: "default/billing-sync".into(),
+        detail: json!({"i": i, "why": "db was down"}),
+        platform: Some(Platform::Slack),
+    }
+}
+
+async fn every_alert_and_thread_is_listed_with_its_key(b: Backend) {
+    let store = b.open().await;
+    assert!(store.alerts().await.unwrap().is_empty());
+    assert!(store.threads().await.unwrap().is_empty());
+    let mut teams = alert("u1");
+    teams.platform = Platform::Teams;
+    let mut later = posted("u2", Platform::Slack, "2.2");
+    later.created_at = at() + chrono::Duration::minutes(5);
+    store
+        .insert_alert_if_absent("u1", &alert("u1"))
+        .await
+        .unwrap();
+    store.put_alert("u2", &later).await.unwrap();
+    store
+        .insert_alert_if_absent("teams/u1", &teams)
+        .await
+        .unwrap();
+    store
+        .put_thread("teams/default/billing-sync", &thread_state("t", 1))
+        .await
+        .unwrap();
+    store
+        .put_thread("default/billing-sync", &thread_state("s", 2))
+        .await
+        .unwrap();
+    drop(store);
+    let store = b.open().await;
+    let mut alerts = store.alerts().await.unwrap();
+    assert_eq!(alerts.last().unwrap().0, "u2", "oldest first");
+    alerts.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        alerts,
+        [
+            ("teams/u1".to_string(), teams),
+            ("u1".to_string(), alert("u1")),
+            ("u2".to_string(), later),
+        ]
+    );
+    assert_eq!(
+        store.threads().await.unwrap(),
+        [
+            ("default/billing-sync".to_string(), thread_state("s", 2)),
+            (
+                "teams/default/billing-sync".to_string(),
+                thread_state("t", 1)
+            ),
+        ]
+    );
+}
+contract!(every_alert_and_thread_is_listed_with_its_key);
+
+async fn audit_events_are_imported_once_under_their_sequence_number(b: Backend) {
+    let store = b.open().await;
+    assert!(store.import_audit(3, &audit_event(3)).await.unwrap());
+    assert!(store.import_audit(1, &audit_event(1)).await.unwrap());
+    assert!(
+        !store.import_audit(3, &audit_event(9)).await.unwrap(),
+        "taken: kept as it was"
+    );
+    // The store's own numbers never overwrite an imported event.
+    let own = store.append_audit(&audit_event(7)).await.unwrap();
+    assert!(own != 1 && own != 3);
+    drop(store);
+    let store = b.open().await;
+    let all = store.audit(0, 100).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+    let imported: Vec<_> = all.iter().filter(|(seq, _)| *seq != own).cloned().collect();
+    assert_eq!(imported, [(1, audit_event(1)), (3, audit_event(3))]);
+    assert!(all.contains(&(own, audit_event(7))));
+    assert_eq!(all.len(), 3);
+    let from_2 = all.iter().find(|(seq, _)| *seq >= 2).cloned().unwrap();
+    assert_eq!(store.audit(2, 1).await.unwrap(), [from_2]);
+}
+contract!(audit_events_are_imported_once_under_their_sequence_number);
+
+/// A sled store as a bot that ran for a while leaves it: requests in several
+/// states, a hold, alerts pending and posted on both platforms, threads, and
+/// five audit events.
+async fn used_sled_store(dir: &std::path::Path) -> SledStore {
+    let store = SledStore::open(dir).unwrap();
+    let approve = Event::Approve {
+        by: "U_BOB".into(),
+        allowed: true,
+        hold_override: false,
+    };
+    let pending = request("aaaa0001");
+    let approved = transition(&request("aaaa0002"), &approve, at()).unwrap();
+    let created = transition(
+        &approved,
+        &Event::Created {
+            job: "billing-sync-rerun-x".into(),
+        },
+        at(),
+    )
+    .unwrap();
+    let mut created = created;
+    created.id = "aaaa0003".into();
+    let denied = transition(
+        &request("aaaa0004"),
+        &Event::Deny {
+            by: "U_BOB".into(),
+            allowed: true,
+        },
+        at(),
+    )
+    .unwrap();
+    for r in [&pending, &approved, &created, &denied] {
+        assert!(store.insert_request(r).await.unwrap());
+    }
+    let mut hold = operation("h1");
+    hold.phase = rerun_bot::core::hold::Phase::Done;
+    store.insert_operation(&hold).await.unwrap();
+    let mut teams_pending = alert("u2");
+    teams_pending.platform = Platform::Teams;
+    store
+        .insert_alert_if_absent("u2", &alert("u2"))
+        .await
+        .unwrap();
+    store
+        .insert_alert_if_absent("teams/u2", &teams_pending)
+        .await
+        .unwrap();
+    store
+        .put_alert("u1", &posted("u1", Platform::Slack, "1.2"))
+        .await
+        .unwrap();
+    store
+        .put_alert("teams/u1", &posted("u1", Platform::Teams, "1:abc"))
+        .await
+        .unwrap();
+    store
+        .put_thread("default/billing-sync", &thread_state("1.1", 2))
+        .await
+        .unwrap();
+    store
+        .put_thread("teams/default/billing-sync", &thread_state("1:root", 2))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        store.append_audit(&audit_event(i)).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    store
+}
+
+const PLURALS: [&str; 5] = [
+    "rerunrequests",
+    "maintenanceholds",
+    "jobalerts",
+    "alertthreads",
+    "auditevents",
+];
+
+/// What `kubectl get` would show: every object's name and resourceVersion, per kind.
+fn objects(kube: &FakeKube) -> Vec<(String, String, String)> {
+    PLURALS
+        .iter()
+        .flat_map(|plural| {
+            let r = kube.custom_resource("rerun-bot.io", plural).unwrap();
+            kube.list(r, Some(NS)).into_iter().map(move |o| {
+                (
+                    plural.to_string(),
+                    o["metadata"]["name"].as_str().unwrap().to_string(),
+                    o["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Every record, in an order both stores agree on.
+async fn everything(
+    store: &dyn Store,
+) -> (
+    Vec<RerunRequest>,
+    Vec<Operation>,
+    Vec<(String, AlertRecord)>,
+    Vec<(String, ThreadState)>,
+    Vec<(u64, AuditEvent)>,
+) {
+    let mut requests = store.requests().await.unwrap();
+    requests.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut alerts = store.alerts().await.unwrap();
+    alerts.sort_by(|a, b| a.0.cmp(&b.0));
+    (
+        requests,
+        store.operations().await.unwrap(),
+        alerts,
+        store.threads().await.unwrap(),
+        store.audit(0, 1000).await.unwrap(),
+    )
+}
+
+fn count(copied: usize, already_there: usize) -> migrate::Count {
+    migrate::Count {
+        copied,
+        already_there,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_a_sled_store_into_custom_resources_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = used_sled_store(dir.path()).await;
+    let b = Backend::kube().await;
+    let Backend::Kube(kube) = &b else {
+        unreachable!()
+    };
+    let summary = migrate::migrate(&sled, &*b.open().await).await.unwrap();
+    assert_eq!(
+        summary,
+        migrate::Summary {
+            requests: count(4, 0),
+            holds: count(1, 0),
+            alerts: count(4, 0),
+            threads: count(2, 0),
+            audit: count(5, 0),
+        }
+    );
+    assert_eq!(summary.copied(), 16);
+
+    // A bot on the custom resources (a new instance) reads all of it, equal.
+    let store = b.open().await;
+    let copied = everything(&*store).await;
+    assert_eq!(copied, everything(&sled).await);
+    assert_eq!(copied.0.len(), 4);
+    assert_eq!(copied.4.len(), 5);
+    assert_eq!(
+        store.request("aaaa0003").await.unwrap().unwrap().state,
+        State::Created
+    );
+    assert_eq!(
+        store.alert("teams/u1").await.unwrap(),
+        sled.alert("teams/u1").await.unwrap()
+    );
+    let pending: Vec<String> = store
+        .pending_alerts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.contains(&"u2".into()) && pending.contains(&"teams/u2".into()));
+    assert!(store.alert_exists("u1").await.unwrap());
+    assert_eq!(
+        store.thread("teams/default/billing-sync").await.unwrap(),
+        Some(thread_state("1:root", 2))
+    );
+    // kubectl's view: phases in status, audit events named by sled's numbers.
+    let rr = kube
+        .custom_resource("rerun-bot.io", "rerunrequests")
+        .unwrap();
+    assert_eq!(
+        kube.get(rr, NS, "aaaa0004").unwrap()["status"]["phase"],
+        "denied"
+    );
+    let first_seq = copied.4[0].0;
+    let ae = kube.custom_resource("rerun-bot.io", "auditevents").unwrap();
+    assert!(
+        kube.get(ae, NS, &format!("e{first_seq:020}")).is_some(),
+        "named e<seq:020>"
+    );
+    // New events sort after the copied trail.
+    let new = store.append_audit(&audit_event(5)).await.unwrap();
+    let trail = store.audit(0, 100).await.unwrap();
+    assert_eq!(trail.len(), 6);
+    assert_eq!(trail.last().unwrap(), &(new, audit_event(5)));
+
+    // Run twice = same result: nothing copied, no object created or written.
+    let before = objects(kube);
+    assert_eq!(before.len(), 4 + 1 + 4 + 2 + 6);
+    let again = migrate::migrate(&sled, &*b.open().await).await.unwrap();
+    assert_eq!(
+        again,
+        migrate::Summary {
+            requests: count(0, 4),
+            holds: count(0, 1),
+            alerts: count(0, 4),
+            threads: count(0, 2),
+            audit: count(0, 5),
+        }
+    );
+    assert_eq!(again.copied(), 0);
+    assert_eq!(objects(kube), before, "same objects, same resourceVersions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_migration_is_finished_by_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = used_sled_store(dir.path()).await;
+    let b = Backend::kube().await;
+    let to = b.open().await;
+    // The first run got this far: two requests, an alert, a thread, two audit events.
+    for r in &sled.requests().await.unwrap()[..2] {
+        assert!(to.insert_request(r).await.unwrap());
+    }
+    let (key, record) = sled.alerts().await.unwrap().remove(0);
+    to.insert_alert_if_absent(&key, &record).await.unwrap();
+    let (key, thread) = sled.threads().await.unwrap().remove(0);
+    to.put_thread(&key, &thread).await.unwrap();
+    for (seq, event) in &sled.audit(0, 2).await.unwrap() {
+        assert!(to.import_audit(*seq, event).await.unwrap());
+    }
+    // Meanwhile the bot on the custom resources moved a request on: kept.
+    let moved = to.request("aaaa0001").await.unwrap().unwrap();
+    let cancelled = transition(
+        &moved,
+        &Event::Cancel {
+            by: "U_ALICE".into(),
+        },
+        at(),
+    )
+    .unwrap();
+    assert!(to.swap_request(&moved, &cancelled).await.unwrap());
+
+    let summary = migrate::migrate(&sled, &*to).await.unwrap();
+    assert_eq!(
+        summary,
+        migrate::Summary {
+            requests: count(2, 2),
+            holds: count(1, 0),
+            alerts: count(3, 1),
+            threads: count(1, 1),
+            audit: count(3, 2),
+        }
+    );
+    let (mut requests, holds, alerts, threads, audit) = everything(&*b.open().await).await;
+    let (mut expected, sled_holds, sled_alerts, sled_threads, sled_audit) = everything(&sled).await;
+    assert_eq!(requests[0], cancelled, "the newer copy is kept");
+    requests.remove(0);
+    expected.remove(0);
+    assert_eq!(requests, expected);
+    assert_eq!(
+        (holds, alerts, threads, audit),
+        (sled_holds, sled_alerts, sled_threads, sled_audit)
+    );
+}
+
+// -- `rerun-bot migrate`, the binary, against the simulated apiserver
+
+fn kubeconfig(dir: &std::path::Path, kube: &FakeKube) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: t\n    namespace: {NS}\ncurrent-context: fake\nusers:\n- name: t\n  user:\n    token: t\n",
+            kube.url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `rerun-bot migrate …`: (exit code, stdout, stderr).
+async fn run_migrate(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rerun-bot"))
+        .arg("migrate")
+        .args(args)
+        .env_clear()
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migrate_command_copies_once_and_names_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let expected = everything(&used_sled_store(&data).await).await; // dropped: unlocked
+    let kube = FakeKube::start().await;
+    kubeconfig(dir.path(), &kube);
+    let args = ["--to", "kubernetes", "--data-dir", data_arg];
+
+    // No CRDs: one line that says how to install them.
+    let (code, stdout, stderr) = run_migrate(dir.path(), &args).await;
+    assert_ne!(code, 0);
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains("rerun-bot crds | kubectl apply -f -"),
+        "{stderr}"
+    );
+
+    kube.install_crds(
+        rerun_bot::store::crds::all()
+            .into_iter()
+            .map(|crd| serde_json::to_value(crd).unwrap()),
+    );
+    // A mistyped data dir is not created empty and "migrated".
+    let (code, _, stderr) =
+        run_migrate(dir.path(), &["--to", "kubernetes", "--data-dir", "nowhere"]).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("holds no sled database"), "{stderr}");
+    assert!(!dir.path().join("nowhere").exists());
+
+    // The namespace is the kube context's.
+    let (code, stdout, stderr) = run_migrate(dir.path(), &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("custom resources in namespace {NS}")),
+        "{stdout}"
+    );
+    let row = |out: &str, kind: &str| -> Vec<String> {
+        let line = out.lines().find(|l| l.starts_with(kind)).unwrap();
+        line[kind.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(row(&stdout, "rerun requests"), ["4", "0"], "{stdout}");
+    assert_eq!(row(&stdout, "holds and resumes"), ["1", "0"]);
+    assert_eq!(row(&stdout, "alerts"), ["4", "0"]);
+    assert_eq!(row(&stdout, "alert threads"), ["2", "0"]);
+    assert_eq!(row(&stdout, "audit events"), ["5", "0"]);
+    let store = KubeStore::open(kube::Client::try_from(kube.client_config()).unwrap(), NS)
+        .await
+        .unwrap();
+    assert_eq!(everything(&store).await, expected);
+    let before = objects(&kube);
+
+    let (code, stdout, stderr) = run_migrate(dir.path(), &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(row(&stdout, "rerun requests"), ["0", "4"], "{stdout}");
+    assert_eq!(row(&stdout, "audit events"), ["0", "5"]);
+    assert!(stdout.contains("nothing new to copy"), "{stdout}");
+    assert_eq!(objects(&kube), before);
+
+    // A bot still running on the data dir: stop it first.
+    let running = SledStore::open(&data).unwrap();
+    let (code, _, stderr) = run_migrate(dir.path(), &args).await;
+    assert_ne!(code, 0);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("stop it first"), "{stderr}");
+    drop(running);
 }

@@ -82,6 +82,10 @@ pub struct Settings {
     /// default: the pod's own namespace (the kube client's default).
     #[arg(long, env = "RERUN_BOT_STORE_NAMESPACE")]
     pub store_namespace: Option<String>,
+    /// This replica's name in the leader Lease (`rerun-bot-leader`) with
+    /// `RERUN_BOT_STORE=kubernetes`; default: the pod's hostname.
+    #[arg(long, env = "RERUN_BOT_IDENTITY")]
+    pub identity: Option<String>,
     /// sled database directory.
     #[arg(long, env = "RERUN_BOT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

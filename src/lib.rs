@@ -30,8 +30,10 @@ use crate::config::Settings;
 use crate::config::StoreKind;
 use crate::core::policy::Policy;
 use crate::kube::Cluster;
+use crate::kube::lease::{self, Leadership, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::store::{KubeStore, SledStore, Store};
+use tokio_util::sync::CancellationToken;
 
 pub use config::LogFormat;
 
@@ -57,6 +59,9 @@ pub struct Bot {
     app: Arc<App>,
     http_addr: SocketAddr,
     socket: Option<slack::socket::SocketMode>,
+    /// Ends the leader election (several replicas).
+    election: CancellationToken,
+    elector: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Bot {
@@ -65,16 +70,30 @@ impl Bot {
         // kube-rs and slack-morphism both use rustls; pick its crypto provider once.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
-        let store: Arc<dyn Store> = match settings.store {
-            StoreKind::Sled => Arc::new(SledStore::open(&settings.data_dir)?),
+        let election = CancellationToken::new();
+        let (store, leadership, elector): (Arc<dyn Store>, _, _) = match settings.store {
+            StoreKind::Sled => (
+                Arc::new(SledStore::open(&settings.data_dir)?),
+                Leadership::sole(),
+                None,
+            ),
             StoreKind::Kubernetes => {
                 let namespace = settings
                     .store_namespace
                     .clone()
                     .unwrap_or_else(|| kube.default_namespace().to_string());
-                Arc::new(KubeStore::open(kube.clone(), &namespace).await?)
+                let store = Arc::new(KubeStore::open(kube.clone(), &namespace).await?);
+                let identity = settings.identity.clone().unwrap_or_else(default_identity);
+                tracing::info!(%identity, %namespace, "state in custom resources; electing a leader");
+                let (leadership, task) = lease::elect(
+                    kube.clone(),
+                    LeaseSettings::new(&namespace, &identity),
+                    election.clone(),
+                );
+                (store, leadership, Some(task))
             }
         };
+        let sole = elector.is_none();
         let metrics = Arc::new(Metrics::default());
         let mut chats = Chats::default();
         let mut destinations = Vec::new();
@@ -150,9 +169,13 @@ impl Bot {
             chat.clone(),
             cluster,
             metrics,
+            leadership,
+            sole,
         );
 
         // CronJobs first, so every alert finds its CronJob's schedule and annotations.
+        // Every replica keeps the CronJob cache (commands, forms) and answers
+        // chat; the leader alone acts (`App::run_duties`).
         let startup = app.clone();
         app.spawn(async move {
             let (cj_tx, cj_rx) = tokio::sync::oneshot::channel();
@@ -161,17 +184,15 @@ impl Bot {
                 return;
             }
             let (job_tx, job_rx) = tokio::sync::oneshot::channel();
-            startup.spawn(startup.clone().run_job_watch(job_tx));
-            if job_rx.await.is_ok() {
+            startup.spawn(startup.clone().run_duties(job_tx));
+            if !sole {
+                startup.set_ready();
+                tracing::info!("first list of CronJobs done; ready (a follower until elected)");
+            } else if job_rx.await.is_ok() {
                 startup.set_ready();
                 tracing::info!("first lists of CronJobs and Jobs done; ready");
-                startup.clone().recover_requests().await;
-                startup.clone().recover_operations().await;
             }
         });
-        app.spawn(app.clone().run_pending_retry());
-        app.spawn(app.clone().run_request_expiry());
-        app.spawn(app.clone().run_hold_timers());
 
         let handler: Arc<dyn Interactions> = Arc::new(app.clone());
         let mut chat_routes = axum::Router::new();
@@ -233,6 +254,8 @@ impl Bot {
             app,
             http_addr,
             socket,
+            election,
+            elector,
         })
     }
 
@@ -245,12 +268,26 @@ impl Bot {
     }
 
     /// Stops every task and releases the data dir.
+    /// Stops every task, then (leading) releases the Lease so another
+    /// replica takes over at once.
     pub async fn shutdown(self) {
         if let Some(socket) = &self.socket {
             socket.shutdown().await;
         }
         self.app.shutdown().await;
+        self.election.cancel();
+        if let Some(elector) = self.elector {
+            let _ = elector.await;
+        }
     }
+}
+
+/// The Lease holder name: the pod's hostname (its name), else a random one.
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("rerun-bot-{:x}", crate::app::new_id()))
 }
 
 /// Runs the bot until SIGINT/SIGTERM.

@@ -342,6 +342,9 @@ impl App {
     /// Posts a stored pending alert and records where it went. On failure the
     /// alert stays pending for the retry loop.
     async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
+        if !self.leads() {
+            return; // stays pending: the leader posts it
+        }
         let key = record_thread_key(&record);
         let lock = self.thread_lock(&key);
         let _serialized = lock.lock().await;

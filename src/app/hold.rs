@@ -414,8 +414,26 @@ impl App {
         }
         let _ = self.store.flush().await;
         let this = self.clone();
-        self.spawn(async move { this.apply(next).await });
+        self.spawn(async move { this.apply_once(next).await });
         Reply::Ack
+    }
+
+    /// Applies `op` unless this replica does not lead or already applies it;
+    /// the leader's recovery finishes what a follower confirmed.
+    async fn apply_once(self: &Arc<Self>, op: Operation) {
+        if !self.leads() {
+            return;
+        }
+        let Some(_claim) = self.claim(format!("op:{}", op.id)) else {
+            return;
+        };
+        // Read again under the claim: another pass may have finished it.
+        let Ok(Some(op)) = self.store.operation(&op.id).await else {
+            return;
+        };
+        if op.phase == Phase::Applying {
+            self.apply(op).await;
+        }
     }
 
     /// Applies every planned item, storing progress after each.
@@ -443,6 +461,10 @@ impl App {
         // as every patch is idempotent.
         let mut stored = op.clone();
         for index in 0..op.items.len() {
+            if !self.leads() {
+                // Progress so far is stored; the new leader goes on from there.
+                return;
+            }
             if op.items[index].outcome != Outcome::Planned {
                 continue;
             }
@@ -585,6 +607,14 @@ impl App {
         }
         let mut terminated = Vec::new();
         for job in &item.running {
+            if !self.leads() {
+                return (
+                    Outcome::Failed(
+                        "held; this replica stopped leading before terminating its Jobs".into(),
+                    ),
+                    terminated,
+                );
+            }
             match self.cluster.delete_job(&item.namespace, job).await {
                 Ok(()) => terminated.push(job.clone()),
                 Err(e) => {
@@ -650,6 +680,9 @@ impl App {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if !self.leads() {
+                return Err("this replica no longer leads; the new leader finishes it".into());
+            }
             match self.cluster.patch_cronjob(namespace, name, patch).await {
                 Ok(found) => return Ok(found),
                 Err(e) if attempt < PATCH_ATTEMPTS => {
@@ -933,8 +966,7 @@ impl App {
     pub(crate) async fn recover_operations(self: Arc<Self>) {
         for op in self.store.operations().await.unwrap_or_default() {
             if op.phase == Phase::Applying {
-                tracing::info!(op = %op.id, "finishing a hold operation after a restart");
-                self.apply(op).await;
+                self.apply_once(op).await;
             }
         }
     }

@@ -6,6 +6,8 @@ mod hold;
 mod interactions;
 mod rerun;
 
+pub(crate) use rerun::new_id;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,6 +20,7 @@ use crate::chat::{Chat, Platform};
 use crate::core::CronJobSnapshot;
 use crate::core::policy::Policy;
 use crate::kube::Cluster;
+use crate::kube::lease::Leadership;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -55,6 +58,22 @@ pub struct RerunSettings {
     pub require_ticket: bool,
 }
 
+/// A key claimed in [`App::claim`], released on drop.
+pub(crate) struct Claim<'a> {
+    app: &'a App,
+    key: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.app
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .remove(&self.key);
+    }
+}
+
 pub struct App {
     settings: AlertSettings,
     reruns: RerunSettings,
@@ -64,6 +83,10 @@ pub struct App {
     chat: Arc<dyn Chat>,
     cluster: Cluster,
     metrics: Arc<Metrics>,
+    /// Whether this replica may act (always, with one replica).
+    leadership: Leadership,
+    /// One replica: no election, recovery once at start.
+    sole: bool,
     /// CronJobs by `namespace/name`, kept current by the CronJob watch.
     cronjobs: RwLock<HashMap<String, CronJobSnapshot>>,
     /// Job uids whose alert is being raised right now (guards the pending-retry loop).
@@ -84,6 +107,8 @@ impl App {
         chat: Arc<dyn Chat>,
         cluster: Cluster,
         metrics: Arc<Metrics>,
+        leadership: Leadership,
+        sole: bool,
     ) -> Arc<Self> {
         Arc::new(App {
             settings,
@@ -93,6 +118,8 @@ impl App {
             chat,
             cluster,
             metrics,
+            leadership,
+            sole,
             cronjobs: RwLock::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             thread_locks: Mutex::new(HashMap::new()),
@@ -123,6 +150,78 @@ impl App {
                 _ = work => {}
             }
         });
+    }
+
+    /// Runs `work` until it ends, `term` ends or the app shuts down.
+    pub(crate) fn spawn_in(
+        &self,
+        term: &CancellationToken,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (stop, term) = (self.shutdown.clone(), term.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = term.cancelled() => {}
+                _ = work => {}
+            }
+        });
+    }
+
+    /// This replica may act now (the leader's fence has not run out). Asked
+    /// before every side effect: posting, creating, patching, deleting.
+    pub(crate) fn leads(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// Claims `key` for this process until the guard drops; `None`: taken.
+    pub(crate) fn claim(&self, key: String) -> Option<Claim<'_>> {
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(key.clone())
+            .then_some(Claim { app: self, key })
+    }
+
+    /// What only the leader does: alerts (the Job watch), pending alerts,
+    /// expiry, hold timers, and finishing what was decided. With one replica
+    /// it runs from the start; with several, for as long as this one leads.
+    pub(crate) async fn run_duties(self: Arc<Self>, job_synced: tokio::sync::oneshot::Sender<()>) {
+        let mut job_synced = Some(job_synced);
+        loop {
+            self.leadership.led().await;
+            tracing::info!("leading: watching Jobs, posting alerts, creating reruns");
+            let term = self.shutdown.child_token();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.spawn_in(&term, self.clone().run_job_watch(tx));
+            self.spawn_in(&term, self.clone().run_pending_retry());
+            self.spawn_in(&term, self.clone().run_request_expiry());
+            self.spawn_in(&term, self.clone().run_hold_timers());
+            let this = self.clone();
+            let synced = job_synced.take();
+            self.spawn_in(&term, async move {
+                if rx.await.is_err() {
+                    return;
+                }
+                if let Some(tx) = synced {
+                    let _ = tx.send(());
+                }
+                // Finish what was decided (approved, confirmed) — at start,
+                // after a takeover, and, with several replicas, what a
+                // follower recorded since.
+                loop {
+                    this.clone().recover_requests().await;
+                    this.clone().recover_operations().await;
+                    if this.sole {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+            self.leadership.lost().await;
+            tracing::warn!("no longer leading: stopped acting");
+            term.cancel();
+        }
     }
 
     /// Stops every task of the app and waits for them.

@@ -785,7 +785,14 @@ impl App {
                 )
                 .await;
                 let this = self.clone();
-                self.spawn(async move { this.create_rerun_job(next).await });
+                // The leader creates it: here at once, or its recovery within seconds.
+                self.spawn(async move {
+                    if this.leads()
+                        && let Some(_claim) = this.claim(format!("req:{}", next.id))
+                    {
+                        this.create_rerun_job(next).await;
+                    }
+                });
             }
             State::Denied => {
                 self.set_alert_status(&next, format!("🚫 Rerun denied by <@{}>.", click.user))
@@ -1047,6 +1054,9 @@ impl App {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            if !self.leads() {
+                return Err(crate::kube::KubeError::NotLeader);
+            }
             match self.cluster.create_job(job).await {
                 Ok(c) => return Ok(c),
                 Err(e) if attempt < 3 => {
@@ -1285,6 +1295,19 @@ impl App {
             }
         };
         for req in requests.into_iter().filter(|r| r.state == State::Approved) {
+            if !self.leads() {
+                return;
+            }
+            let Some(_claim) = self.claim(format!("req:{}", req.id)) else {
+                continue; // being created right now
+            };
+            // Read again under the claim: it may have been created meanwhile.
+            let Ok(Some(req)) = self.store.request(&req.id).await else {
+                continue;
+            };
+            if req.state != State::Approved {
+                continue;
+            }
             let name = overrides::job_name(&req.cronjob, &req.id);
             match self.cluster.job(&req.namespace, &name).await {
                 Ok(Some(job)) => {

@@ -2,6 +2,8 @@
 //! logs. Everything leaves this module as the small `core` snapshots; times
 //! leave as chrono (k8s-openapi speaks jiff).
 
+pub mod lease;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +39,9 @@ pub enum Created {
 pub enum KubeError {
     #[error("Kubernetes API: {0}")]
     Api(#[from] kube::Error),
+    /// This replica's lease ran out: it must not act (the new leader will).
+    #[error("this replica no longer leads")]
+    NotLeader,
 }
 
 /// What a watch stream tells the app.

@@ -10,6 +10,7 @@ mod durable;
 mod fake_kube;
 mod fake_slack;
 mod fake_teams;
+mod ha;
 mod hold;
 mod manifests;
 mod rerun;

@@ -47,6 +47,7 @@ const SETTINGS: &[&str] = &[
     "TEAMS_OPENID_METADATA_URL",
     "RERUN_BOT_STORE",
     "RERUN_BOT_STORE_NAMESPACE",
+    "RERUN_BOT_IDENTITY",
 ];
 
 /// The Teams settings the ConfigMap carries (empty until Teams is set up), and
@@ -766,7 +767,16 @@ fn the_ha_overlay_keeps_state_in_custom_resources_without_a_volume() {
             .any(|e| e["name"] == "RERUN_BOT_STORE" && e["value"] == "kubernetes")
     );
     assert!(deploy["spec"]["template"]["spec"]["volumes"][0]["emptyDir"].is_mapping());
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+    assert!(deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_mapping());
+    let pdb = ha
+        .iter()
+        .find(|d| d["kind"] == "PodDisruptionBudget")
+        .unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
     let role = ha.iter().find(|d| d["kind"] == "Role").unwrap();
+    assert!(serde_yaml::to_string(role).unwrap().contains("leases"));
     let text = serde_yaml::to_string(role).unwrap();
     for plural in [
         "rerunrequests",

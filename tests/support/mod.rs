@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cards;
+pub mod process;
 pub mod tester;
 
 pub use rerun_sim::{CronJobFixture, Failure, FakeKube, FakeSlack, Message, Resource};

@@ -170,7 +170,6 @@ impl Bot {
             cluster,
             metrics,
             leadership,
-            sole,
         );
 
         // CronJobs first, so every alert finds its CronJob's schedule and annotations.

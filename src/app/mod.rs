@@ -85,8 +85,6 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Whether this replica may act (always, with one replica).
     leadership: Leadership,
-    /// One replica: no election, recovery once at start.
-    sole: bool,
     /// CronJobs by `namespace/name`, kept current by the CronJob watch.
     cronjobs: RwLock<HashMap<String, CronJobSnapshot>>,
     /// Job uids whose alert is being raised right now (guards the pending-retry loop).
@@ -108,7 +106,6 @@ impl App {
         cluster: Cluster,
         metrics: Arc<Metrics>,
         leadership: Leadership,
-        sole: bool,
     ) -> Arc<Self> {
         Arc::new(App {
             settings,
@@ -119,7 +116,6 @@ impl App {
             cluster,
             metrics,
             leadership,
-            sole,
             cronjobs: RwLock::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             thread_locks: Mutex::new(HashMap::new()),
@@ -212,7 +208,8 @@ impl App {
                 loop {
                     this.clone().recover_requests().await;
                     this.clone().recover_operations().await;
-                    if this.sole {
+                    // One replica: nobody else decides meanwhile.
+                    if this.leadership.is_sole() {
                         return;
                     }
                     tokio::time::sleep(Duration::from_secs(2)).await;

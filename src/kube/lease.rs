@@ -59,6 +59,11 @@ impl Leadership {
         Leadership { until: None }
     }
 
+    /// The only replica (no election).
+    pub fn is_sole(&self) -> bool {
+        self.until.is_none()
+    }
+
     pub fn is_leader(&self) -> bool {
         match &self.until {
             None => true,

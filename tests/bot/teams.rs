@@ -30,7 +30,10 @@ fn reruns(t: &Tester) -> Vec<Value> {
 
 /// Whether `uid` is the Job the alert card is about (its buttons carry the uid).
 fn shown_uid(alert: &Message, uid: &str) -> bool {
-    alert.card.as_ref().is_some_and(|c| c.to_string().contains(uid))
+    alert
+        .card
+        .as_ref()
+        .is_some_and(|c| c.to_string().contains(uid))
 }
 
 fn aad(t: &Tester, user: &str) -> String {
@@ -148,7 +151,11 @@ async fn teams_alert_dialog_and_second_person_approval_create_exactly_one_job() 
         .kube
         .list(Resource::Jobs, None)
         .into_iter()
-        .find(|j| j["metadata"]["uid"].as_str().is_some_and(|u| shown_uid(&alert, u)))
+        .find(|j| {
+            j["metadata"]["uid"]
+                .as_str()
+                .is_some_and(|u| shown_uid(&alert, u))
+        })
         .expect("the failed Job");
     assert_eq!(
         a["rerun-bot.io/source-job"], failed["metadata"]["name"],

@@ -131,7 +131,9 @@ async fn messages(State(st): State<TeamsState>, headers: HeaderMap, body: Bytes)
     // only Teams vouches for `from.aadObjectId` and the tenant (a Web Chat or
     // Direct Line client writes its own `from` and `channelData`).
     let verified = if activity.channel_id != TEAMS_CHANNEL_ID {
-        Err(super::auth::AuthError::OtherChannel(activity.channel_id.clone()))
+        Err(super::auth::AuthError::OtherChannel(
+            activity.channel_id.clone(),
+        ))
     } else {
         st.teams
             .verifier

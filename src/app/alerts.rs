@@ -330,7 +330,7 @@ impl App {
         ))
     }
 
-    fn thread_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn thread_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.thread_locks
             .lock()
             .expect("thread lock map")
@@ -348,6 +348,15 @@ impl App {
         let key = record_thread_key(&record);
         let lock = self.thread_lock(&key);
         let _serialized = lock.lock().await;
+        // Read again under the lock: another pass may have posted it meanwhile.
+        match self.store.alert(uid).await {
+            Ok(Some(current)) if current.state == AlertState::Pending => record = current,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert record unreadable; not posting it now");
+                return;
+            }
+        }
 
         let now = Utc::now();
         let thread = match self.store.thread(&key).await {
@@ -507,17 +516,12 @@ impl App {
                 }
             };
             self.metrics.alerts_pending.set(pending.len() as i64);
-            for (uid, record) in pending {
-                if !self
-                    .in_flight
-                    .lock()
-                    .expect("in-flight lock")
-                    .insert(uid.clone())
-                {
+            for (key, record) in pending {
+                // The same claim as `on_job`'s: the Job's uid, whatever the platform.
+                let Some(_claim) = self.claim(record.alert.job_uid.clone()) else {
                     continue;
-                }
-                self.post_alert(&uid, record).await;
-                self.in_flight.lock().expect("in-flight lock").remove(&uid);
+                };
+                self.post_alert(&key, record).await;
             }
             tokio::time::sleep(self.settings.pending_retry).await;
         }
@@ -534,7 +538,7 @@ fn channel_for(cronjob: Option<&CronJobSnapshot>, to: &Destination) -> String {
         .unwrap_or_else(|| to.default_channel.clone())
 }
 
-fn record_thread_key(record: &AlertRecord) -> String {
+pub(crate) fn record_thread_key(record: &AlertRecord) -> String {
     thread_key(
         record.platform,
         &record.alert.namespace,

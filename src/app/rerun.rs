@@ -1207,6 +1207,13 @@ impl App {
         let Some(uid) = &req.alert else { return };
         for platform in Platform::ALL {
             let key = alert_key(platform, uid);
+            let Ok(Some(record)) = self.store.alert(&key).await else {
+                continue;
+            };
+            // Under the thread's lock, as the post and the details are, so
+            // no write of one overwrites the other's.
+            let lock = self.thread_lock(&super::alerts::record_thread_key(&record));
+            let _serialized = lock.lock().await;
             let Ok(Some(mut record)) = self.store.alert(&key).await else {
                 continue;
             };

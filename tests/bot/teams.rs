@@ -628,3 +628,32 @@ async fn a_slack_request_is_not_approved_from_teams() {
     );
     t.finish().await;
 }
+
+#[tokio::test]
+async fn an_older_clients_action_submit_decision_is_recorded_before_the_answer() {
+    let t = Tester::on(Platforms::Teams, &[]).await;
+    let alert = alert(&t).await;
+    let card = requested(&t, &alert).await;
+    // An older Teams client sends a deciding button as a message carrying `value`.
+    let click = t.teams().click_activity("bob", &card, "approve", &[]);
+    let mut old = t.teams().message_activity("bob", &card.conversation, "");
+    old["text"] = json!(null);
+    old["replyToId"] = json!(card.activity_id);
+    old["value"] = json!({
+        "verb": "approve",
+        "value": click["value"]["action"]["data"]["value"],
+    });
+    let answer = t.teams().send_activity(old).await;
+    assert_eq!(answer.status, 200);
+    // Recorded (and the card updated) by the time Teams hears back.
+    let updates = t.teams().updates_of(&card.activity_id);
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.render().contains("Approved by Bob")),
+        "no approval on the card when the 200 came: {updates:?}"
+    );
+    drain(&t).await;
+    assert_eq!(reruns(&t).len(), 1);
+    t.finish().await;
+}

@@ -18,6 +18,7 @@ pub const ISSUER: &str = "https://api.botframework.com";
 const SKEW: Duration = Duration::from_secs(300);
 const REFRESH_EVERY: Duration = Duration::from_secs(24 * 3600);
 const UNKNOWN_KID_REFRESH: Duration = Duration::from_secs(300);
+const FAILED_FETCH_PAUSE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -73,6 +74,8 @@ struct Keys {
     fetched: Option<Instant>,
     /// The last fetch caused by an unknown kid.
     last_forced: Option<Instant>,
+    /// The last fetch that failed.
+    failed: Option<Instant>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +101,7 @@ impl Verifier {
                 by_kid: HashMap::new(),
                 fetched: None,
                 last_forced: None,
+                failed: None,
             }),
         }
     }
@@ -160,18 +164,37 @@ impl Verifier {
         if unknown && !stale {
             keys.last_forced = Some(Instant::now());
         }
+        // After a failed fetch, wait before the next: a flood of requests
+        // must not become a flood of fetches (or of 10 s waits on the lock).
+        if keys
+            .failed
+            .is_some_and(|t| t.elapsed() < FAILED_FETCH_PAUSE)
+        {
+            return if keys.by_kid.is_empty() {
+                Err(AuthError::Keys(
+                    "the Bot Framework keys could not be read a moment ago; retrying shortly"
+                        .into(),
+                ))
+            } else {
+                Ok(())
+            };
+        }
         match self.fetch().await {
             Ok(by_kid) => {
                 keys.by_kid = by_kid;
                 keys.fetched = Some(Instant::now());
+                keys.failed = None;
                 Ok(())
             }
-            // Keep serving with the keys we have; without any, nobody gets in.
-            Err(e) if !keys.by_kid.is_empty() => {
+            Err(e) => {
+                keys.failed = Some(Instant::now());
+                if keys.by_kid.is_empty() {
+                    // Without any keys, nobody gets in.
+                    return Err(e);
+                }
                 tracing::warn!(error = %e, "cannot refresh the Bot Framework keys; keeping the old ones");
                 Ok(())
             }
-            Err(e) => Err(e),
         }
     }
 

@@ -205,6 +205,7 @@ impl Connector {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let mut not_sent = false;
             let token = self.token().await?;
             let mut request = self
                 .http
@@ -229,16 +230,22 @@ impl Connector {
                         answer.text().await.unwrap_or_default(),
                     )
                 }
-                Err(e) => (None, None, e.to_string()),
+                Err(e) => {
+                    not_sent = e.is_connect();
+                    (None, None, e.to_string())
+                }
             };
+            // A POST that may have landed (a timeout, a 504) is not sent again:
+            // it would post the message twice. An update (PUT) may be repeated.
+            let idempotent = method == Method::PUT;
             let retryable = match status {
-                None => true,
+                None => idempotent || not_sent,
                 Some(s) => {
                     s == StatusCode::TOO_MANY_REQUESTS
                         || s == StatusCode::PRECONDITION_FAILED
                         || s == StatusCode::BAD_GATEWAY
                         || s == StatusCode::SERVICE_UNAVAILABLE
-                        || s == StatusCode::GATEWAY_TIMEOUT
+                        || (s == StatusCode::GATEWAY_TIMEOUT && idempotent)
                 }
             };
             if status.is_none_or(|s| !s.is_success()) {

@@ -173,8 +173,18 @@ async fn messages(State(st): State<TeamsState>, headers: HeaderMap, body: Bytes)
             StatusCode::OK.into_response()
         }
         ("message", _) => {
-            // Answered at once; the answer goes to the asker's 1:1 chat.
-            tokio::spawn(async move { on_message(st, activity, user).await });
+            // An older client's `Action.Submit` of a deciding button is
+            // recorded before Teams hears back, as an invoke would be.
+            let decides = activity.value["verb"]
+                .as_str()
+                .is_some_and(|v| crate::chat::DECIDING_ACTIONS.contains(&v));
+            let work = tokio::spawn(async move { on_message(st, activity, user).await });
+            if decides && tokio::time::timeout(INVOKE_BUDGET, work).await.is_err() {
+                tracing::warn!(
+                    "a deciding Action.Submit took longer than the budget; answered anyway"
+                );
+            }
+            // Other messages are answered at once; answers go to the asker's 1:1 chat.
             StatusCode::OK.into_response()
         }
         ("invoke", Some(name)) if user.is_empty() => {
@@ -438,7 +448,7 @@ pub(crate) fn command_text(text: &str, entities: &[Value]) -> String {
     let mut text = text.to_string();
     for e in entities {
         if e["type"] == "mention"
-            && let Some(m) = e["text"].as_str()
+            && let Some(m) = e["text"].as_str().filter(|m| !m.is_empty())
         {
             text = text.replace(m, " ");
         }
@@ -479,5 +489,7 @@ mod tests {
         assert_eq!(command_text("/hold all", &[]), "hold all");
         assert_eq!(command_text("  <at>Bot</at> cronjobs ", &[]), "cronjobs");
         assert_eq!(command_text("<at>rerun-bot</at>", &entities), "");
+        let empty = [json!({"type": "mention", "text": ""})];
+        assert_eq!(command_text("cronjobs", &empty), "cronjobs");
     }
 }

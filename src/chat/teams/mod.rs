@@ -46,6 +46,9 @@ struct Person {
     personal: Option<String>,
 }
 
+/// Forms waiting for their invoke's answer, at most.
+const FORMS_KEPT: usize = 1000;
+
 /// How many recently sent cards are kept to answer clicks with.
 const CARDS_KEPT: usize = 2000;
 
@@ -320,10 +323,13 @@ impl Chat for TeamsChat {
     /// Teams opens dialogs only as the answer to an invoke: the form waits
     /// here for the invoke's handler to send it back.
     async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError> {
-        self.forms
-            .lock()
-            .expect("forms lock")
-            .insert(trigger_id.to_string(), form.clone());
+        let mut forms = self.forms.lock().expect("forms lock");
+        // A form whose invoke was answered before the app opened it is never
+        // taken; forms live for one invoke, so a full map holds only those.
+        if forms.len() >= FORMS_KEPT {
+            forms.clear();
+        }
+        forms.insert(trigger_id.to_string(), form.clone());
         Ok(())
     }
 

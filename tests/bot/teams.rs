@@ -657,3 +657,50 @@ async fn an_older_clients_action_submit_decision_is_recorded_before_the_answer()
     assert_eq!(reruns(&t).len(), 1);
     t.finish().await;
 }
+
+#[tokio::test]
+async fn a_dialog_whose_form_was_changed_in_the_client_is_refused() {
+    let t = Tester::on(Platforms::Teams, &[]).await;
+    let alert = alert(&t).await;
+    let fetched = t.teams().click("alice", &alert, "rerun").await;
+    let dialog = fetched.dialog().expect("dialog");
+    // The client sends the form back with another target in its metadata.
+    let mut forged = t
+        .teams()
+        .dialog_submit_activity("alice", &dialog, &[("reason", "mine")]);
+    let form = &mut forged["value"]["data"]["form"];
+    let metadata = form["metadata"].as_str().unwrap().to_string();
+    let (inner, tag) = metadata.rsplit_once('~').expect("sealed metadata");
+    let elsewhere = inner.replace(t.teams_channel().as_str(), "a:someone-elses-chat");
+    assert_ne!(elsewhere, inner, "the metadata names the channel: {inner}");
+    form["metadata"] = json!(format!("{elsewhere}~{tag}"));
+    let answer = t.teams().send_activity(forged.clone()).await;
+    assert!(
+        answer
+            .text()
+            .unwrap_or_default()
+            .contains("not one rerun-bot made"),
+        "{:?}",
+        answer.body
+    );
+    // Unsigned is refused too.
+    forged["value"]["data"]["form"]["metadata"] = json!(inner);
+    let answer = t.teams().send_activity(forged).await;
+    assert!(
+        answer
+            .text()
+            .unwrap_or_default()
+            .contains("not one rerun-bot made")
+    );
+    t.teams().wait_quiet(Duration::from_millis(300)).await;
+    // The untouched dialog still works.
+    let ok = t
+        .teams()
+        .submit_dialog("alice", &dialog, &[("reason", "db was down")])
+        .await;
+    assert!(ok.dialog().is_none(), "{:?}", ok.body);
+    let card = t.teams().next_message().await;
+    assert_eq!(card.root.as_deref(), Some(alert.activity_id.as_str()));
+    drain(&t).await;
+    t.finish().await;
+}

@@ -305,33 +305,50 @@ fn click(
     }
 }
 
+/// The dialog of `form`, sealed (see [`TeamsChat::seal`]).
 fn dialog(
+    teams: &TeamsChat,
     form: &crate::chat::Form,
     values: &crate::chat::FormValues,
     errors: &[(&str, String)],
 ) -> Value {
     json!({"task": {"type": "continue", "value": {
         "title": cards::dialog_title(form),
-        "card": cards::attachment(cards::dialog(form, values, errors)),
+        "card": cards::attachment(cards::dialog(&teams.seal(form), values, errors)),
     }}})
 }
+
+const FORGED_FORM: &str =
+    "This dialog is not one rerun-bot made (or it was changed); nothing was done.";
 
 /// A form-opening button (`rerun`, `rerun_with_changes`, …): the app opens
 /// the form, which goes back as the dialog.
 async fn on_task_fetch(st: TeamsState, activity: Activity, user: String) -> Response {
     let data = &activity.value["data"];
     // A form sent to someone's chat (a command without a reason) carries itself.
-    if data["verb"] == OPEN_FORM_VERB
-        && let Ok(form) = serde_json::from_value::<crate::chat::Form>(data["form"].clone())
-    {
-        return (StatusCode::OK, Json(dialog(&form, &form.prefill, &[]))).into_response();
+    if data["verb"] == OPEN_FORM_VERB {
+        let form = serde_json::from_value::<crate::chat::Form>(data["form"].clone())
+            .ok()
+            .and_then(|f| st.teams.unseal(f));
+        return match form {
+            Some(form) => (
+                StatusCode::OK,
+                Json(dialog(&st.teams, &form, &form.prefill, &[])),
+            )
+                .into_response(),
+            None => invoke_text("task/fetch", FORGED_FORM),
+        };
     }
     let verb = data["verb"].as_str().unwrap_or_default().to_string();
     let click = click(&st, &activity, user, verb, data);
     let trigger = click.trigger_id.clone();
     let reply = handle(&st, Interaction::Button(click)).await;
     if let Some(form) = st.teams.take_form(&trigger) {
-        return (StatusCode::OK, Json(dialog(&form, &form.prefill, &[]))).into_response();
+        return (
+            StatusCode::OK,
+            Json(dialog(&st.teams, &form, &form.prefill, &[])),
+        )
+            .into_response();
     }
     match reply {
         None => invoke_text("task/fetch", "Still working on it; try again in a moment."),
@@ -347,6 +364,10 @@ async fn on_task_submit(st: TeamsState, activity: Activity, user: String) -> Res
             "This dialog is not one rerun-bot knows; nothing was done.",
         );
     };
+    let Some(form) = st.teams.unseal(form) else {
+        tracing::warn!("a dialog submission with a changed or unsigned form refused");
+        return invoke_text("task/submit", FORGED_FORM);
+    };
     let submission = FormSubmission {
         user,
         kind: form.kind,
@@ -354,9 +375,11 @@ async fn on_task_submit(st: TeamsState, activity: Activity, user: String) -> Res
         values: values.clone(),
     };
     match handle(&st, Interaction::Form(submission)).await {
-        Some(Reply::FormErrors(errors)) => {
-            (StatusCode::OK, Json(dialog(&form, &values, &errors))).into_response()
-        }
+        Some(Reply::FormErrors(errors)) => (
+            StatusCode::OK,
+            Json(dialog(&st.teams, &form, &values, &errors)),
+        )
+            .into_response(),
         Some(Reply::Ack) => invoke_text(
             "task/submit",
             "Sent for approval: the request card is in the thread.",
@@ -421,7 +444,11 @@ async fn on_message(st: TeamsState, activity: Activity, user: String) {
     };
     let reply = st.handler.handle(interaction).await;
     if let Some(form) = st.teams.take_form(&trigger) {
-        if let Err(e) = st.teams.tell(&user, form_launcher(&form)).await {
+        if let Err(e) = st
+            .teams
+            .tell(&user, form_launcher(&st.teams.seal(&form)))
+            .await
+        {
             tracing::warn!(error = %e, "cannot send the form to the asker");
         }
         return;

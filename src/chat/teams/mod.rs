@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::{Chat, ChatError, Form, MessageRef, Outgoing, Reply};
 use crate::metrics::Metrics;
@@ -168,6 +170,45 @@ impl TeamsChat {
             .get(id)
             .map(|p| p.name.clone())
             .filter(|n| !n.is_empty())
+    }
+
+    /// The MAC of what a form is about, keyed by the app's secret: Slack
+    /// keeps a modal's `private_metadata` to itself, but a Teams dialog's
+    /// data travels through the client, which could change where the card
+    /// goes or which alert it is about.
+    fn form_mac(&self, form: &Form) -> Hmac<Sha256> {
+        let key = Sha256::new()
+            .chain_update(b"rerun-bot/teams-form/v1\0")
+            .chain_update(self.settings.app_password.as_bytes())
+            .finalize();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        let about = serde_json::json!([
+            form.kind,
+            form.namespace,
+            form.cronjob,
+            form.metadata,
+            form.containers,
+            form.require_ticket
+        ]);
+        mac.update(about.to_string().as_bytes());
+        mac
+    }
+
+    /// The form with its metadata sealed (`<metadata>~<mac>`), to send out.
+    pub(crate) fn seal(&self, form: &Form) -> Form {
+        let tag = hex::encode(self.form_mac(form).finalize().into_bytes());
+        let mut sealed = form.clone();
+        sealed.metadata = format!("{}~{tag}", form.metadata);
+        sealed
+    }
+
+    /// A form that came back from a client, if it is one the bot sealed.
+    pub(crate) fn unseal(&self, mut form: Form) -> Option<Form> {
+        let (metadata, tag) = form.metadata.rsplit_once('~')?;
+        let tag = hex::decode(tag).ok()?;
+        form.metadata = metadata.to_string();
+        self.form_mac(&form).verify_slice(&tag).ok()?;
+        Some(form)
     }
 
     fn new_trigger(&self) -> String {

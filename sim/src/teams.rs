@@ -832,6 +832,16 @@ impl FakeTeams {
         self.lock().messages.clone()
     }
 
+    /// The messages from index `n` on (what a follower has not read yet),
+    /// without copying the ones before.
+    pub fn messages_since(&self, n: usize) -> Vec<Message> {
+        let st = self.lock();
+        st.messages
+            .get(n..)
+            .map(<[Message]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Every Adaptive Card the bot sent: in messages and updates, in invoke
     /// answers and in dialogs.
     pub fn cards(&self) -> Vec<Value> {

@@ -7,9 +7,13 @@
 //!   Jobs whose pods start, log and finish (some fail), reruns that run.
 //! - `workspace` reads what the bot sent to the simulated Slack and sends the
 //!   visitor's clicks, forms and slash commands to the bot as Slack would.
+//! - `teams` does the same for the simulated Microsoft Teams (Bot Framework):
+//!   the bot speaks both platforms, every alert goes to both, a request lives
+//!   where it was made.
 //! - `web` serves the page and its small JSON/SSE API.
 
 pub mod scenario;
+mod teams;
 mod web;
 mod workspace;
 
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rerun_sim::{FakeKube, FakeSlack};
+use rerun_sim::{FakeKube, FakeSlack, FakeTeams};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -107,8 +111,14 @@ fn random_hex() -> String {
 }
 
 /// The bot's settings for the demo: Slack over HTTP (signed requests) against
-/// the simulated workspace, Bob and Dana approve, Dana is the admin.
-fn settings(slack: &FakeSlack, data_dir: &std::path::Path, audit_token: &str) -> Settings {
+/// the simulated workspace and Teams against the simulated Bot Framework
+/// (JWT-signed activities); Bob and Dana approve, Dana is the admin, on both.
+fn settings(
+    slack: &FakeSlack,
+    teams: &FakeTeams,
+    data_dir: &std::path::Path,
+    audit_token: &str,
+) -> Settings {
     let data_dir = data_dir.to_string_lossy().into_owned();
     let api_url = slack.api_url();
     let args = [
@@ -133,11 +143,18 @@ fn settings(slack: &FakeSlack, data_dir: &std::path::Path, audit_token: &str) ->
         .settings;
     // Whatever the environment says, the demo is this workspace and cluster.
     s.slack_app_token = None;
-    s.teams_app_id = None;
+    s.teams_app_id = Some(teams.app_id().to_string());
+    s.teams_app_password = Some(teams.app_password().to_string());
+    s.teams_tenant_id = Some(teams.tenant().to_string());
+    s.teams_channel = Some(teams.channel(teams::CHANNEL_NAME));
+    s.teams_service_url = teams.service_url();
+    s.teams_login_url = teams.login_url();
+    s.teams_openid_metadata_url = teams.openid_metadata_url();
     s.namespaces = Vec::new();
     s.requesters = Vec::new();
-    s.approvers = vec!["U_BOB".into(), "U_DANA".into()];
-    s.admins = vec!["U_DANA".into()];
+    let aad = |key: &str| teams.user(key).aad_object_id;
+    s.approvers = vec!["U_BOB".into(), "U_DANA".into(), aad("bob"), aad("dana")];
+    s.admins = vec!["U_DANA".into(), aad("dana")];
     s.audit_token = Some(audit_token.to_string());
     s.require_ticket = false;
     s
@@ -178,12 +195,21 @@ impl Demo {
         for (id, name, _) in USERS {
             slack.add_user(id, &name.to_lowercase());
         }
+        let fake_teams = FakeTeams::start(teams::APP_ID, &random_hex(), teams::TENANT).await;
+        for (_, name, _) in USERS {
+            fake_teams.user(&name.to_lowercase());
+        }
         scenario::install(&kube);
 
         let audit_token = random_hex();
         let client = ::kube::Client::try_from(kube.client_config())
             .map_err(|e| DemoError::Bot(crate::StartError::Settings(e.to_string())))?;
-        let bot = Bot::start(settings(&slack, &data_dir, &audit_token), client).await?;
+        let bot = Bot::start(
+            settings(&slack, &fake_teams, &data_dir, &audit_token),
+            client,
+        )
+        .await?;
+        fake_teams.set_bot_endpoint(&format!("http://{}/api/messages", bot.http_addr()));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !bot.is_ready() {
             if tokio::time::Instant::now() > deadline {
@@ -204,9 +230,11 @@ impl Demo {
             stop.clone(),
         ));
         tasks.spawn(workspace.clone().follow(stop.clone()));
+        let teams_side = Arc::new(teams::TeamsSide::new(fake_teams, workspace.clone()));
+        tasks.spawn(teams_side.clone().follow(stop.clone()));
         let driver = scenario::Driver::new(kube.clone(), options.pace.clone());
         tasks.spawn(driver.run(stop.clone()));
-        let router = web::router(workspace);
+        let router = web::router(workspace, teams_side);
         let shutdown = stop.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, router)

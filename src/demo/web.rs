@@ -1,5 +1,7 @@
-//! The chat page and its small API: `GET /api/state`, `GET /api/events` (SSE:
-//! something changed), and `POST /api/{click,submit,close,dismiss,command}`.
+//! The chat page and its small API: `GET /api/state` (both tabs), `GET
+//! /api/events` (SSE: something changed), `POST
+//! /api/{click,submit,close,dismiss,command}` (Slack) and the same under
+//! `/api/teams/` (Teams).
 //! The page's files are part of the binary; nothing is loaded from elsewhere.
 
 use std::sync::Arc;
@@ -14,14 +16,23 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::USERS;
+use super::teams::TeamsSide;
 use super::workspace::Workspace;
 
 const INDEX: &str = include_str!("page/index.html");
 const CSS: &str = include_str!("page/app.css");
 const BLOCKS_JS: &str = include_str!("page/blocks.js");
 const APP_JS: &str = include_str!("page/app.js");
+const CARDS_JS: &str = include_str!("page/cards.js");
+const TEAMS_JS: &str = include_str!("page/teams.js");
 
-pub fn router(ws: Arc<Workspace>) -> Router {
+#[derive(Clone)]
+struct Page {
+    ws: Arc<Workspace>,
+    teams: Arc<TeamsSide>,
+}
+
+pub fn router(ws: Arc<Workspace>, teams: Arc<TeamsSide>) -> Router {
     Router::new()
         .route(
             "/",
@@ -39,6 +50,14 @@ pub fn router(ws: Arc<Workspace>) -> Router {
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
         )
+        .route(
+            "/cards.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CARDS_JS) }),
+        )
+        .route(
+            "/teams.js",
+            get(|| async { asset("text/javascript; charset=utf-8", TEAMS_JS) }),
+        )
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/state", get(state))
         .route("/api/events", get(events))
@@ -47,7 +66,12 @@ pub fn router(ws: Arc<Workspace>) -> Router {
         .route("/api/close", post(close))
         .route("/api/dismiss", post(dismiss))
         .route("/api/command", post(command))
-        .with_state(ws)
+        .route("/api/teams/click", post(teams_click))
+        .route("/api/teams/submit", post(teams_submit))
+        .route("/api/teams/close", post(teams_close))
+        .route("/api/teams/dismiss", post(teams_dismiss))
+        .route("/api/teams/command", post(teams_command))
+        .with_state(Page { ws, teams })
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -84,14 +108,16 @@ fn answer(result: Result<Value, String>) -> Response {
     }
 }
 
-async fn state(State(ws): State<Arc<Workspace>>, Query(who): Query<Who>) -> Response {
+async fn state(State(Page { ws, teams }): State<Page>, Query(who): Query<Who>) -> Response {
     if let Some(r) = unknown(&who.user) {
         return r;
     }
-    Json(ws.state(&who.user)).into_response()
+    let mut state = ws.state(&who.user);
+    state["teams"] = teams.state(&who.user);
+    Json(state).into_response()
 }
 
-async fn events(State(ws): State<Arc<Workspace>>) -> impl IntoResponse {
+async fn events(State(Page { ws, .. }): State<Page>) -> impl IntoResponse {
     let rx = ws.subscribe();
     let stop = ws.stop.clone();
     let stream = futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
@@ -115,7 +141,7 @@ struct Click {
     element: Option<usize>,
 }
 
-async fn click(State(ws): State<Arc<Workspace>>, Json(c): Json<Click>) -> Response {
+async fn click(State(Page { ws, .. }): State<Page>, Json(c): Json<Click>) -> Response {
     if let Some(r) = unknown(&c.user) {
         return r;
     }
@@ -132,7 +158,7 @@ struct Submit {
     values: Map<String, Value>,
 }
 
-async fn submit(State(ws): State<Arc<Workspace>>, Json(s): Json<Submit>) -> Response {
+async fn submit(State(Page { ws, .. }): State<Page>, Json(s): Json<Submit>) -> Response {
     if let Some(r) = unknown(&s.user) {
         return r;
     }
@@ -143,7 +169,7 @@ async fn submit(State(ws): State<Arc<Workspace>>, Json(s): Json<Submit>) -> Resp
     )
 }
 
-async fn close(State(ws): State<Arc<Workspace>>, Json(w): Json<Who>) -> Response {
+async fn close(State(Page { ws, .. }): State<Page>, Json(w): Json<Who>) -> Response {
     if let Some(r) = unknown(&w.user) {
         return r;
     }
@@ -157,7 +183,7 @@ struct Dismiss {
     key: String,
 }
 
-async fn dismiss(State(ws): State<Arc<Workspace>>, Json(d): Json<Dismiss>) -> Response {
+async fn dismiss(State(Page { ws, .. }): State<Page>, Json(d): Json<Dismiss>) -> Response {
     if let Some(r) = unknown(&d.user) {
         return r;
     }
@@ -171,9 +197,86 @@ struct Command {
     text: String,
 }
 
-async fn command(State(ws): State<Arc<Workspace>>, Json(c): Json<Command>) -> Response {
+async fn command(State(Page { ws, .. }): State<Page>, Json(c): Json<Command>) -> Response {
     if let Some(r) = unknown(&c.user) {
         return r;
     }
     answer(ws.command(&c.user, &c.text).await.map(|()| json!({})))
+}
+
+// ----- Teams ---------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct TeamsClick {
+    user: String,
+    id: String,
+    action: String,
+    #[serde(default)]
+    values: Map<String, Value>,
+}
+
+async fn teams_click(State(p): State<Page>, Json(c): Json<TeamsClick>) -> Response {
+    if let Some(r) = unknown(&c.user) {
+        return r;
+    }
+    answer(
+        p.teams
+            .click(&c.user, &c.id, &c.action, &c.values)
+            .await
+            .map(|()| json!({})),
+    )
+}
+
+async fn teams_submit(State(p): State<Page>, Json(s): Json<Submit>) -> Response {
+    if let Some(r) = unknown(&s.user) {
+        return r;
+    }
+    answer(
+        p.teams
+            .submit(&s.user, &s.values)
+            .await
+            .map(|closed| json!({"closed": closed})),
+    )
+}
+
+async fn teams_close(State(p): State<Page>, Json(w): Json<Who>) -> Response {
+    if let Some(r) = unknown(&w.user) {
+        return r;
+    }
+    p.teams.close(&w.user);
+    Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+struct TeamsDismiss {
+    user: String,
+    id: u64,
+}
+
+async fn teams_dismiss(State(p): State<Page>, Json(d): Json<TeamsDismiss>) -> Response {
+    if let Some(r) = unknown(&d.user) {
+        return r;
+    }
+    p.teams.dismiss(&d.user, d.id);
+    Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+struct TeamsCommand {
+    user: String,
+    text: String,
+    #[serde(default)]
+    chat: bool,
+}
+
+async fn teams_command(State(p): State<Page>, Json(c): Json<TeamsCommand>) -> Response {
+    if let Some(r) = unknown(&c.user) {
+        return r;
+    }
+    answer(
+        p.teams
+            .command(&c.user, &c.text, c.chat)
+            .await
+            .map(|()| json!({})),
+    )
 }

@@ -161,7 +161,7 @@ impl Workspace {
         self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn changed(&self) {
+    pub(super) fn changed(&self) {
         self.version.send_modify(|v| *v += 1);
     }
 

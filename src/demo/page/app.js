@@ -1,5 +1,6 @@
 // The demo's chat page: the #alerts channel as Slack shows it, modals,
-// ephemeral answers for the person acting, the composer, and the cluster.
+// ephemeral answers for the person acting, the composer, and the cluster;
+// the Teams tab is drawn by teams.js from the same state.
 "use strict";
 
 (function () {
@@ -7,6 +8,8 @@
   const params = new URLSearchParams(location.search);
   let me = params.get("user") || "U_ALICE";
   try { me = params.get("user") || localStorage.getItem("rerun-demo-user") || me; } catch (e) { /* private mode */ }
+  let tab = params.get("tab") || "slack";
+  try { tab = params.get("tab") || localStorage.getItem("rerun-demo-tab") || tab; } catch (e) { /* private mode */ }
   let data = null;
   let modalId = null;
   let loading = false;
@@ -50,6 +53,8 @@
   function names() {
     const m = { U_BOT: "rerun-bot" };
     for (const u of (data ? data.users : [])) m[u.id] = u.name;
+    // Teams people are named by their Entra object id (audit trail, Jobs).
+    for (const u of (data && data.teams ? data.teams.users : [])) m[u.aad] = m[u.id];
     return m;
   }
 
@@ -233,6 +238,7 @@
     if (changed("messages", [me, data.messages, data.ephemerals])) drawMessages();
     drawModal();
     if (changed("cluster", [data.cluster, data.audit])) drawCluster();
+    window.TeamsTab.draw(data, { api, me: () => me, names, time });
     document.body.setAttribute("data-user", me);
     document.body.setAttribute("data-version", String(data.version));
   }
@@ -242,8 +248,22 @@
     try { localStorage.setItem("rerun-demo-user", me); } catch (err) { /* private mode */ }
     $("modal-root").replaceChildren();
     modalId = null;
+    window.TeamsTab.reset();
     refresh();
   });
+
+  function showTab(name) {
+    tab = name === "teams" ? "teams" : "slack";
+    document.body.setAttribute("data-tab", tab);
+    for (const b of document.querySelectorAll("[data-tab-button]")) {
+      b.setAttribute("aria-selected", String(b.dataset.tabButton === tab));
+    }
+    try { localStorage.setItem("rerun-demo-tab", tab); } catch (err) { /* private mode */ }
+  }
+  for (const b of document.querySelectorAll("[data-tab-button]")) {
+    b.addEventListener("click", () => showTab(b.dataset.tabButton));
+  }
+  showTab(tab);
 
   $("composer").addEventListener("submit", async (e) => {
     e.preventDefault();

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::process::{CHANNEL, SECRET, click, command, eventually, reruns, spawn};
+use crate::support::process::{
+    CHANNEL, SECRET, ask_rerun, click, command, eventually, reruns, spawn,
+};
 use crate::support::slack::Message;
 use crate::support::{CronJobFixture, FakeKube, FakeSlack, Resource};
 
@@ -19,16 +21,13 @@ async fn an_approval_acknowledged_then_killed_still_gets_its_one_job() {
     kube.apply_cronjob(CronJobFixture::new("billing-sync").build());
     let dir = tempfile::tempdir().unwrap();
     let bot = spawn(dir.path(), &kube, &slack, &[]).await;
-    command(
+    let card = ask_rerun(
         bot.port,
         &slack,
         "U_ALICE",
-        "/rerun",
         "billing-sync --reason \"db was down\"",
     )
     .await;
-    let card = slack.next_message().await;
-    assert!(card.has_button("approve"), "{}", card.render());
 
     // The Job create never gets through before the kill.
     kube.fail_next("POST", JOBS, 10_000, 503, Some(30));

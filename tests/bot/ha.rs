@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::support::process::{Bot, click, command, eventually, eventually_within, reruns, spawn};
+use crate::support::process::{
+    Bot, ask_rerun, click, eventually, eventually_within, reruns, spawn,
+};
 use crate::support::{CronJobFixture, Failure, FakeKube, FakeSlack, Resource};
 
 const NS: &str = "rerun-bot";
@@ -131,16 +133,13 @@ async fn approvals_on_both_replicas_make_one_job() {
     } else {
         &a
     };
-    command(
+    let card = ask_rerun(
         follower.port,
         &slack,
         "U_ALICE",
-        "/rerun",
         "billing-sync --reason \"db was down\"",
     )
     .await;
-    let card = slack.next_message().await;
-    assert!(card.has_button("approve"), "{}", card.render());
     let clicks = [
         (a.port, "U_BOB"),
         (b.port, "U_DANA"),

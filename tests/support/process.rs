@@ -171,3 +171,11 @@ pub async fn eventually_within(within: Duration, what: &str, mut ok: impl FnMut(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `user` types `/rerun <text>` into the bot on `port`; returns the approval card.
+pub async fn ask_rerun(port: u16, slack: &FakeSlack, user: &str, text: &str) -> Message {
+    command(port, slack, user, "/rerun", text).await;
+    let card = slack.next_message().await;
+    assert!(card.has_button("approve"), "{}", card.render());
+    card
+}

@@ -173,3 +173,81 @@ async fn approvals_on_both_replicas_make_one_job() {
         .count();
     assert_eq!(approvals, 3, "the three later clicks are told");
 }
+
+fn signal(bot: &Bot, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &bot.child.id().to_string()])
+        .status()
+        .expect("kill(1)");
+    assert!(status.success(), "kill {sig}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_past_its_lease_acts_no_more_when_it_wakes() {
+    let (kube, slack) = cluster(3).await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = replica(dir_a.path(), &kube, &slack, "bot-a").await;
+    let b = replica(dir_b.path(), &kube, &slack, "bot-b").await;
+    eventually("a leader is elected", || holder(&kube).is_some()).await;
+    let (frozen, other) = if holder(&kube).as_deref() == Some("bot-a") {
+        (&a, "bot-b")
+    } else {
+        (&b, "bot-a")
+    };
+    // SIGSTOP: the process, its renewals and its clock-driven fence all stop.
+    signal(frozen, "-STOP");
+    eventually_within(Duration::from_secs(20), "the other takes over", || {
+        holder(&kube).as_deref() == Some(other)
+    })
+    .await;
+    fail(&kube, "cj-0");
+    eventually("the new leader alerts", || {
+        alerts(&slack).get("cj-0") == Some(&1)
+    })
+    .await;
+    // The old leader wakes up believing nothing; it must not act.
+    signal(frozen, "-CONT");
+    fail(&kube, "cj-1");
+    eventually("the new leader alerts again", || {
+        alerts(&slack).get("cj-1") == Some(&1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let by = alerts(&slack);
+    assert_eq!(by.get("cj-0"), Some(&1), "{by:?}");
+    assert_eq!(by.get("cj-1"), Some(&1), "{by:?}");
+    assert_eq!(by.len(), 2, "{by:?}");
+    assert_eq!(
+        holder(&kube).as_deref(),
+        Some(other),
+        "the woken one stays a follower"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apiserver_down_for_a_while_loses_and_doubles_nothing() {
+    let (kube, slack) = cluster(4).await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _a = replica(dir_a.path(), &kube, &slack, "bot-a").await;
+    let _b = replica(dir_b.path(), &kube, &slack, "bot-b").await;
+    eventually("a leader is elected", || holder(&kube).is_some()).await;
+    fail(&kube, "cj-0");
+    eventually("the first alert", || alerts(&slack).len() == 1).await;
+    // The apiserver answers 500 to everyone for 12 s (past the lease).
+    kube.fail_all_for(Duration::from_secs(12), 500);
+    // Two fail while nobody can see it, one after.
+    fail(&kube, "cj-1");
+    fail(&kube, "cj-2");
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    fail(&kube, "cj-3");
+    eventually_within(
+        Duration::from_secs(30),
+        "caught up after the outage",
+        || alerts(&slack).len() == 4,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let by = alerts(&slack);
+    assert!(by.values().all(|n| *n == 1), "each exactly once: {by:?}");
+    assert!(holder(&kube).is_some(), "a leader again");
+}

@@ -116,6 +116,9 @@ pub struct Settings {
     /// Repeated failures of a CronJob within this window of its first alert go into that alert's thread.
     #[arg(long, env = "RERUN_BOT_THREAD_WINDOW", default_value = "6h")]
     pub thread_window: humantime::Duration,
+    /// Audit events, finished rerun requests and finished holds are kept this long.
+    #[arg(long, env = "RERUN_BOT_AUDIT_RETENTION", default_value = "180d")]
+    pub audit_retention: humantime::Duration,
     /// Log lines shown in an alert.
     #[arg(long, env = "RERUN_BOT_LOG_LINES", default_value_t = 20)]
     pub log_lines: usize,

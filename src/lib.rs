@@ -159,6 +159,7 @@ impl Bot {
                 log_bytes: settings.log_bytes,
                 capture_budget: settings.capture_budget.into(),
                 pending_retry: Duration::from_secs(30),
+                audit_retention: settings.audit_retention.into(),
             },
             RerunSettings {
                 policy: Policy::new(&settings.requesters, &settings.approvers, &settings.admins),

@@ -48,6 +48,8 @@ pub struct AlertSettings {
     pub capture_budget: Duration,
     /// How often alerts that could not be posted are tried again.
     pub pending_retry: Duration,
+    /// How long audit events and finished requests and holds are kept.
+    pub audit_retention: Duration,
 }
 
 /// What reruns need from the configuration.
@@ -193,6 +195,7 @@ impl App {
             self.spawn_in(&term, self.clone().run_pending_retry());
             self.spawn_in(&term, self.clone().run_request_expiry());
             self.spawn_in(&term, self.clone().run_hold_timers());
+            self.spawn_in(&term, self.clone().run_retention());
             let this = self.clone();
             let synced = job_synced.take();
             self.spawn_in(&term, async move {
@@ -218,6 +221,29 @@ impl App {
             self.leadership.lost().await;
             tracing::warn!("no longer leading: stopped acting");
             term.cancel();
+        }
+    }
+
+    /// Deletes records nothing needs any more: at each start of leadership,
+    /// then every six hours. Alert records go once their failure is older
+    /// than the lookback and the thread window (and a day): the alert
+    /// decision ignores such Jobs anyway.
+    async fn run_retention(self: Arc<Self>) {
+        loop {
+            let now = chrono::Utc::now();
+            let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+            let retention = crate::store::Retention {
+                alerts_before: now
+                    - age(self.settings.lookback.max(self.settings.thread_window))
+                    - chrono::Duration::days(1),
+                records_before: now - age(self.settings.audit_retention),
+            };
+            match self.store.prune(&retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "expired records deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete expired records"),
+            }
+            tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
         }
     }
 

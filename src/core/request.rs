@@ -49,6 +49,19 @@ impl State {
     }
 
     /// No click changes it any more.
+    /// Nothing more happens to a request in this state.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Succeeded
+                | State::Failed
+                | State::Denied
+                | State::Cancelled
+                | State::Expired
+                | State::Aborted
+        )
+    }
+
     pub fn is_decided(self) -> bool {
         self != State::Pending
     }

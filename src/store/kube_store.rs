@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -22,7 +22,7 @@ use super::crds::{
     self, AlertThreadSpec, AlertThreadStatus, AuditEventSpec, JobAlertSpec, JobAlertStatus,
     MaintenanceHoldSpec, MaintenanceHoldStatus, RerunRequestSpec, RerunRequestStatus,
 };
-use super::{AlertRecord, AlertState, AuditEvent, Result, Store, StoreError};
+use super::{AlertRecord, AlertState, AuditEvent, Result, Retention, Store, StoreError};
 use crate::core::ThreadState;
 use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
@@ -356,6 +356,36 @@ impl<K: Held> Table<K> {
         }
     }
 
+    /// Deletes every resource whose record `expired` says may go, each only
+    /// as read (resourceVersion precondition): a record changed meanwhile stays.
+    async fn prune(&self, expired: impl Fn(&K) -> bool) -> Result<usize> {
+        let mut gone = 0;
+        for cr in self.list().await? {
+            if !expired(&cr) {
+                continue;
+            }
+            let name = cr.meta().name.clone().unwrap_or_default();
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: cr.meta().resource_version.clone(),
+                    uid: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match self.api.delete(&name, &params).await {
+                Ok(_) => gone += 1,
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Whether the record decodes and `test` holds for it.
+    fn holds(&self, cr: &K, test: impl Fn(&K::Value) -> bool) -> bool {
+        self.decode(cr).is_ok_and(|v| test(&v))
+    }
+
     async fn values(&self) -> Result<Vec<K::Value>> {
         self.list()
             .await?
@@ -629,6 +659,28 @@ impl Store for KubeStore {
         all.sort_by_key(|(seq, _)| *seq);
         all.truncate(limit);
         Ok(all)
+    }
+
+    async fn prune(&self, retention: &Retention) -> Result<usize> {
+        let alerts = &self.alerts;
+        let requests = &self.requests;
+        let holds = &self.holds;
+        Ok(alerts
+            .prune(|cr| alerts.holds(cr, |k| retention.alert_expired(&k.value)))
+            .await?
+            + requests
+                .prune(|cr| requests.holds(cr, |r| retention.request_expired(r)))
+                .await?
+            + holds
+                .prune(|cr| holds.holds(cr, |o| retention.operation_expired(o)))
+                .await?
+            + self
+                .audit
+                .prune(|cr| {
+                    serde_json::from_value::<AuditEvent>(cr.spec.record.clone())
+                        .is_ok_and(|e| retention.audit_expired(&e))
+                })
+                .await?)
     }
 
     /// The apiserver has persisted every write it answered.

@@ -53,6 +53,43 @@ pub struct AlertRecord {
     pub platform: Platform,
 }
 
+/// What may go: records nothing needs any more (`Store::prune`).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Alerts of failures before this: older than the lookback and any
+    /// thread window, so the alert decision ignores their Jobs anyway.
+    pub alerts_before: DateTime<Utc>,
+    /// Audit events, finished requests and finished holds before this
+    /// (`RERUN_BOT_AUDIT_RETENTION`).
+    pub records_before: DateTime<Utc>,
+}
+
+impl Retention {
+    pub fn alert_expired(&self, a: &AlertRecord) -> bool {
+        a.state != AlertState::Pending && a.alert.failed_at < self.alerts_before
+    }
+
+    pub fn request_expired(&self, r: &RerunRequest) -> bool {
+        r.state.is_final() && r.requested_at < self.records_before
+    }
+
+    /// A hold still in force (done, not ended by a resume) is never expired.
+    pub fn operation_expired(&self, o: &Operation) -> bool {
+        use crate::core::hold::{Kind, Phase};
+        let finished = match o.phase {
+            Phase::Cancelled => true,
+            Phase::Done => o.kind == Kind::Resume || o.ended,
+            Phase::Planned => true,
+            Phase::Applying => false,
+        };
+        finished && o.at < self.records_before
+    }
+
+    pub fn audit_expired(&self, e: &AuditEvent) -> bool {
+        e.at < self.records_before
+    }
+}
+
 /// The store key of a Job's alert on a platform: the Job uid for Slack (as
 /// before Teams existed), `teams/<uid>` for Teams.
 pub fn alert_key(platform: Platform, job_uid: &str) -> String {
@@ -152,6 +189,9 @@ pub trait Store: Send + Sync + 'static {
     /// Puts an event from another store's audit trail in under its sequence
     /// number, if that number is free; `false`: it is taken (copied before).
     async fn import_audit(&self, seq: u64, event: &AuditEvent) -> Result<bool>;
+
+    /// Deletes what `retention` lets go; returns how many records went.
+    async fn prune(&self, retention: &Retention) -> Result<usize>;
 
     /// Makes every earlier write durable.
     async fn flush(&self) -> Result<()>;

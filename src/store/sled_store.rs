@@ -2,7 +2,7 @@ use std::path::Path;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{AlertRecord, AlertState, AuditEvent, Result, Store, StoreError};
+use super::{AlertRecord, AlertState, AuditEvent, Result, Retention, Store, StoreError};
 use crate::core::ThreadState;
 use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
@@ -270,6 +270,31 @@ impl Store for SledStore {
                 Ok((id, decode("audit", &v)?))
             })
             .collect()
+    }
+
+    async fn prune(&self, retention: &Retention) -> Result<usize> {
+        fn drop_where<T: DeserializeOwned>(
+            tree: &sled::Tree,
+            name: &'static str,
+            expired: impl Fn(&T) -> bool,
+        ) -> Result<usize> {
+            let mut gone = 0;
+            for item in tree.iter() {
+                let (k, v) = item?;
+                // Unreadable records stay: pruning never hides a problem.
+                if decode::<T>(name, &v).is_ok_and(|r| expired(&r)) {
+                    tree.remove(k)?;
+                    gone += 1;
+                }
+            }
+            Ok(gone)
+        }
+        Ok(
+            drop_where(&self.alerts, "alerts", |a| retention.alert_expired(a))?
+                + drop_where(&self.requests, "requests", |r| retention.request_expired(r))?
+                + drop_where(&self.holds, "holds", |o| retention.operation_expired(o))?
+                + drop_where(&self.audit, "audit", |e| retention.audit_expired(e))?,
+        )
     }
 
     async fn flush(&self) -> Result<()> {

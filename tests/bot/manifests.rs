@@ -48,6 +48,7 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_STORE",
     "RERUN_BOT_STORE_NAMESPACE",
     "RERUN_BOT_IDENTITY",
+    "RERUN_BOT_AUDIT_RETENTION",
 ];
 
 /// The Teams settings the ConfigMap carries (empty until Teams is set up), and

@@ -937,3 +937,84 @@ async fn the_migrate_command_copies_once_and_names_what_to_fix() {
     assert!(stderr.contains("stop it first"), "{stderr}");
     drop(running);
 }
+
+async fn expired_records_are_pruned_and_nothing_else(b: Backend) {
+    use rerun_bot::store::Retention;
+    let store = b.open().await;
+    let long_ago = at() - chrono::Duration::days(400);
+    // An old posted alert goes; an old pending one (never posted) stays.
+    let mut old_alert = alert("old");
+    old_alert.alert.failed_at = long_ago;
+    old_alert.state = AlertState::Posted {
+        ts: "1.1".into(),
+        thread_ts: None,
+        channel: Some("C1".into()),
+    };
+    store
+        .insert_alert_if_absent("old", &old_alert)
+        .await
+        .unwrap();
+    let mut old_pending = alert("old-pending");
+    old_pending.alert.failed_at = long_ago;
+    store
+        .insert_alert_if_absent("old-pending", &old_pending)
+        .await
+        .unwrap();
+    store
+        .insert_alert_if_absent("new", &alert("new"))
+        .await
+        .unwrap();
+    // Requests: an old finished one goes; an old approved one (not created yet) stays.
+    let mut done = request("done0001");
+    done.requested_at = long_ago;
+    done.state = State::Succeeded;
+    store.insert_request(&done).await.unwrap();
+    let mut approved = request("appr0001");
+    approved.requested_at = long_ago;
+    approved.state = State::Approved;
+    store.insert_request(&approved).await.unwrap();
+    // Holds: an old hold still in force stays; an old ended one goes.
+    let mut in_force = operation("inforce");
+    in_force.at = long_ago;
+    in_force.phase = rerun_bot::core::hold::Phase::Done;
+    store.insert_operation(&in_force).await.unwrap();
+    let mut ended = in_force.clone();
+    ended.id = "ended".into();
+    ended.ended = true;
+    store.insert_operation(&ended).await.unwrap();
+    for (when, action) in [(long_ago, "old"), (Utc::now(), "new")] {
+        store
+            .append_audit(&AuditEvent {
+                at: when,
+                actor: "U_ALICE".into(),
+                action: action.into(),
+                subject: "default/x".into(),
+                detail: json!({}),
+                platform: None,
+            })
+            .await
+            .unwrap();
+    }
+    let retention = Retention {
+        alerts_before: at() - chrono::Duration::days(2),
+        records_before: at() - chrono::Duration::days(180),
+    };
+    assert_eq!(store.prune(&retention).await.unwrap(), 4);
+    assert_eq!(store.alert("old").await.unwrap(), None);
+    assert!(store.alert("old-pending").await.unwrap().is_some());
+    assert!(store.alert("new").await.unwrap().is_some());
+    assert_eq!(store.request("done0001").await.unwrap(), None);
+    assert!(store.request("appr0001").await.unwrap().is_some());
+    assert!(store.operation("inforce").await.unwrap().is_some());
+    assert_eq!(store.operation("ended").await.unwrap(), None);
+    let audit: Vec<String> = store
+        .audit(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.action)
+        .collect();
+    assert_eq!(audit, ["new"]);
+    assert_eq!(store.prune(&retention).await.unwrap(), 0, "nothing twice");
+}
+contract!(expired_records_are_pruned_and_nothing_else);

@@ -172,9 +172,8 @@ fn own_text(key: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_in_a_real_browser_rerun_four_eyes_and_hold_all() {
-    let started = Instant::now();
+/// chromedriver, a demo at fast pace and a headless Chromium session on it.
+async fn session() -> (ChromeDriver, Demo, Page, tempfile::TempDir) {
     let driver = chromedriver().await;
     let demo = Demo::start(DemoOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -205,6 +204,13 @@ async fn demo_in_a_real_browser_rerun_four_eyes_and_hold_all() {
         c,
         shots: std::env::var_os("RERUN_BOT_SCREENSHOTS").map(PathBuf::from),
     };
+    (driver, demo, page, profile)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_in_a_real_browser_rerun_four_eyes_and_hold_all() {
+    let started = Instant::now();
+    let (driver, demo, page, _profile) = session().await;
     page.c
         .goto(&format!("{}?user=U_ALICE", demo.url()))
         .await
@@ -353,4 +359,109 @@ async fn demo_in_a_real_browser_rerun_four_eyes_and_hold_all() {
     demo.shutdown().await;
     drop(driver);
     eprintln!("demo browser test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_teams_tab_in_a_real_browser_dialog_and_four_eyes() {
+    let started = Instant::now();
+    let (driver, demo, page, _profile) = session().await;
+    page.c
+        .goto(&format!("{}?user=U_ALICE&tab=teams", demo.url()))
+        .await
+        .expect("page loads");
+    page.until(
+        "the Teams tab shown",
+        "document.body.dataset.tab === 'teams' && document.querySelector('#teams-messages').offsetParent",
+    )
+    .await;
+
+    // Alice: the billing-sync alert card in the Teams channel, Rerun, the dialog.
+    let thread = page
+        .until(
+            "the billing-sync alert card with its log",
+            "[...document.querySelectorAll('#teams-messages > .t-thread')].filter(t => { \
+               const root = t.querySelector(':scope > .t-msg.root'); \
+               return root && root.innerText.includes('billing/billing-sync') \
+                 && [...root.querySelectorAll('.ac-mono')].some(l => l.textContent.includes('UndefinedTable')) \
+                 && root.querySelector('button[data-verb=\"rerun\"]'); }) \
+             .map(t => t.dataset.thread)[0]",
+        )
+        .await;
+    let thread = thread.as_str().unwrap().to_string();
+    let root = format!(".t-thread[data-thread=\"{thread}\"] > .t-msg.root");
+    let root_text = format!("(document.querySelector('{root}') || {{}}).innerText || ''");
+    page.shot("teams-alert.png").await;
+    page.click(&format!("{root} button[data-verb=\"rerun\"]"))
+        .await;
+    page.until(
+        "the rerun dialog with a reason field",
+        "document.querySelector('.t-dialog [data-input-id=\"reason\"]')",
+    )
+    .await;
+    page.type_into(
+        ".t-dialog [data-input-id=reason] textarea, .t-dialog [data-input-id=reason] input",
+        "ledger table was missing; migration ran",
+    )
+    .await;
+    page.click(".t-dialog [data-role=submit]").await;
+    page.until("the dialog closed", "!document.querySelector('.t-dialog')")
+        .await;
+
+    // The approval card in the alert's thread; Alice may not approve it.
+    let card = page
+        .until(
+            "the approval card in the alert's thread",
+            &format!(
+                "[...document.querySelectorAll('.t-thread[data-thread=\"{thread}\"] .t-msg.reply')]\
+                 .filter(m => m.querySelector('button[data-verb=\"approve\"]')).map(m => m.dataset.id)[0]"
+            ),
+        )
+        .await;
+    let card = card.as_str().unwrap().to_string();
+    let card_css = format!(".t-msg.reply[data-id=\"{card}\"]");
+    let card_text = format!("(document.querySelector('{card_css}') || {{}}).innerText || ''");
+    page.until(
+        "the alert card says who asked",
+        &format!("({root_text}).includes('Rerun requested by Alice')"),
+    )
+    .await;
+    page.click(&format!("{card_css} button[data-verb=\"approve\"]"))
+        .await;
+    let refusal = format!(
+        "[...document.querySelectorAll('.t-thread[data-thread=\"{thread}\"] .t-notice')]\
+         .some(n => n.innerText.includes('someone else has to approve'))"
+    );
+    page.until("Alice's approval refused, to her alone", &refusal)
+        .await;
+    page.shot("teams-approval.png").await;
+
+    // Bob approves: the card and the Teams alert reach succeeded.
+    page.act_as("U_BOB").await;
+    page.until("the refusal hidden from Bob", &format!("!({refusal})"))
+        .await;
+    page.click(&format!("{card_css} button[data-verb=\"approve\"]"))
+        .await;
+    page.until(
+        "the approval card at succeeded",
+        &format!("({card_text}).includes('succeeded')"),
+    )
+    .await;
+    page.until(
+        "the Teams alert at succeeded",
+        &format!("({root_text}).includes('succeeded')"),
+    )
+    .await;
+    page.until(
+        "the rerun Job, asked by Alice and approved by Bob, succeeded in the cluster panel",
+        "[...document.querySelectorAll('tr[data-job^=\"billing/billing-sync-rerun-\"][data-state=\"succeeded\"]')]\
+           .some(r => r.innerText.includes('asked by Alice, approved by Bob'))",
+    )
+    .await;
+
+    let errors = page.errors().await;
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
+    page.c.clone().close().await.expect("browser closes");
+    demo.shutdown().await;
+    drop(driver);
+    eprintln!("demo Teams browser test took {:?}", started.elapsed());
 }

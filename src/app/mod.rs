@@ -131,6 +131,11 @@ impl App {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Why the leader election is stuck, if it is (several replicas).
+    pub fn election_problem(&self) -> Option<String> {
+        self.leadership.problem()
+    }
+
     pub(crate) fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }

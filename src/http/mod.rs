@@ -32,12 +32,15 @@ pub fn router(app: Arc<App>, chat: Router, audit: Option<audit::AuditState>) -> 
 
 /// Ready once the store is open and the first lists of Jobs and CronJobs are in.
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    if let Some(problem) = app.election_problem() {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n"));
+    }
     if app.is_ready() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_string())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the first list of Jobs and CronJobs\n",
+            "waiting for the first list of Jobs and CronJobs\n".to_string(),
         )
     }
 }

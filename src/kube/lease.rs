@@ -51,12 +51,23 @@ pub struct Leadership {
     /// Leading until this instant (`None` inside: not leading); no receiver:
     /// the only replica, always leading.
     until: Option<watch::Receiver<Option<Instant>>>,
+    /// Why the last round could not read or write the Lease, if it could not.
+    problem: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Leadership {
     /// One replica, no election: always the leader.
     pub fn sole() -> Self {
-        Leadership { until: None }
+        Leadership {
+            until: None,
+            problem: Default::default(),
+        }
+    }
+
+    /// Why this replica cannot take part in the election right now (RBAC for
+    /// the Lease missing, apiserver unreachable), for `/readyz`.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().expect("lease problem").clone()
     }
 
     /// The only replica (no election).
@@ -121,11 +132,21 @@ pub fn elect(
 ) -> (Leadership, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(None);
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let problem: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let problem_out = problem.clone();
     let task = tokio::spawn(async move {
         let mut observed: Option<Observed> = None;
         loop {
             let sent = Instant::now();
-            match attempt(&api, &settings, &mut observed).await {
+            let round = attempt(&api, &settings, &mut observed).await;
+            *problem.lock().expect("lease problem") = round.as_ref().err().map(|e| match e {
+                kube::Error::Api(s) if s.code == 403 => format!(
+                    "no RBAC access to the Lease {} in {} (get, create, update on coordination.k8s.io leases; see manifests/ha/role.yaml): {e}",
+                    settings.name, settings.namespace
+                ),
+                e => format!("cannot read or write the Lease {}: {e}", settings.name),
+            });
+            match round {
                 Ok(true) => {
                     let until = sent + settings.renew_deadline;
                     let was = tx.send_replace(Some(until));
@@ -149,7 +170,13 @@ pub fn elect(
             release(&api, &settings).await;
         }
     });
-    (Leadership { until: Some(rx) }, task)
+    (
+        Leadership {
+            until: Some(rx),
+            problem: problem_out,
+        },
+        task,
+    )
 }
 
 fn now_micro() -> MicroTime {

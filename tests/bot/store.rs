@@ -1018,3 +1018,47 @@ async fn expired_records_are_pruned_and_nothing_else(b: Backend) {
     assert_eq!(store.prune(&retention).await.unwrap(), 0, "nothing twice");
 }
 contract!(expired_records_are_pruned_and_nothing_else);
+
+#[tokio::test]
+async fn without_rbac_for_the_lease_readyz_says_so_and_nothing_acts() {
+    use crate::support::{CronJobFixture, Failure, FakeSlack, Tester};
+    let Backend::Kube(kube) = Backend::kube().await else {
+        unreachable!()
+    };
+    kube.fail_next(
+        "*",
+        "/apis/coordination.k8s.io/v1/namespaces/rerun-bot/leases",
+        100_000,
+        403,
+        None,
+    );
+    let slack = FakeSlack::start(crate::support::tester::SIGNING_SECRET).await;
+    let t = Tester::with_fakes(
+        kube,
+        slack,
+        &["--store", "kubernetes", "--store-namespace", NS],
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let ready = loop {
+        let r = t.get("/readyz").await;
+        if r.status == 503 && r.body.contains("RBAC") || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        ready.body.contains("manifests/ha/role.yaml"),
+        "{}",
+        ready.body
+    );
+    // Nobody leads: a failure is recorded by no one and posted by no one.
+    t.kube
+        .apply_cronjob(CronJobFixture::new("billing-sync").build());
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    t.slack
+        .expect_quiet(std::time::Duration::from_millis(800))
+        .await;
+    t.finish().await;
+}

@@ -29,10 +29,20 @@
 //! and how long until the last alert; `teams_alert_latency_burst200_unthrottled`
 //! is the alerts that never got a 429.
 //!
+//! - the same with state in custom resources (`ha`): a bot on
+//!   `RERUN_BOT_STORE=kubernetes` (CRDs installed, Lease leader election) on a
+//!   fresh cluster of the same size: failure → `chat.postMessage` (single, burst
+//!   of 200), approve → Job POST, ready time and peak RSS taken as the sled
+//!   figures are (and its ratio to the sled RSS); then failover: a second
+//!   replica joins, the leader is killed (SIGKILL), a CronJob fails right
+//!   after; from the kill to that alert at the fake Slack, 5 times on the same
+//!   cluster (the survivor leads the next run, a fresh replica follows).
+//!
 //! Targets (issues "Failure alerts", "Rerun with four-eyes approval"): p99 ≤ 2×
 //! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
 //! p99 ≤ 50 ms; exactly one Job for 100 concurrent clicks. Issue "Microsoft
-//! Teams": Teams' figures within ±20 % of Slack's.
+//! Teams": Teams' figures within ±20 % of Slack's. Issue 10: KubeStore's peak RSS
+//! ≤ 1.2× sled's.
 
 use rerun_sim::{kube as kube_fake, slack as slack_fake, teams as teams_fake};
 
@@ -126,19 +136,35 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn slack_env(slack: &FakeSlack) -> Vec<(&'static str, String)> {
+    vec![
+        ("SLACK_BOT_TOKEN", "xoxb-bench".into()),
+        ("SLACK_SIGNING_SECRET", "bench-secret".into()),
+        ("SLACK_API_URL", slack.api_url()),
+        ("RERUN_BOT_CHANNEL", "C_BENCH".into()),
+        ("RERUN_BOT_ADMINS", "U_ADMIN".into()),
+    ]
+}
+
 fn spawn_bot(kube: &FakeKube, slack: &FakeSlack, port: u16) -> BotProcess {
-    spawn_bot_with(
-        kube,
-        port,
-        &[
-            ("SLACK_BOT_TOKEN", "xoxb-bench".into()),
-            ("SLACK_SIGNING_SECRET", "bench-secret".into()),
-            ("SLACK_API_URL", slack.api_url()),
-            ("RERUN_BOT_CHANNEL", "C_BENCH".into()),
-            ("RERUN_BOT_ADMINS", "U_ADMIN".into()),
-        ],
-        "",
-    )
+    spawn_bot_with(kube, port, &slack_env(slack), "")
+}
+
+/// The Slack bot with its state in custom resources (`RERUN_BOT_STORE=kubernetes`),
+/// named `identity` in the leader Lease.
+fn spawn_kube_store_bot(
+    kube: &FakeKube,
+    slack: &FakeSlack,
+    port: u16,
+    identity: &str,
+) -> BotProcess {
+    let mut env = slack_env(slack);
+    env.extend([
+        ("RERUN_BOT_STORE", "kubernetes".into()),
+        ("RERUN_BOT_STORE_NAMESPACE", HA_NS.into()),
+        ("RERUN_BOT_IDENTITY", identity.into()),
+    ]);
+    spawn_bot_with(kube, port, &env, &format!(".{identity}"))
 }
 
 /// The bot with Teams alone (no SLACK_*), alerts to the channel `alerts`.
@@ -765,6 +791,186 @@ async fn teams_scenario() -> serde_json::Map<String, serde_json::Value> {
     out
 }
 
+// ----- State in custom resources, two replicas (`ha`) -------------------------
+
+const HA_NS: &str = "rerun-bot";
+const FAILOVERS: usize = 5;
+
+fn lease_holder(kube: &FakeKube) -> Option<String> {
+    kube.get(Resource::Leases, HA_NS, "rerun-bot-leader")
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+}
+
+async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The CronJob a Slack alert is about (`CronJob default/<name> …`).
+fn alert_cronjob(call: &slack_fake::ApiCall) -> Option<String> {
+    let text = call.params["text"].as_str()?;
+    let name = text.strip_prefix("CronJob default/")?.split(' ').next()?;
+    Some(name.trim_end_matches(':').to_string())
+}
+
+fn alerts_by_cronjob(slack: &FakeSlack) -> HashMap<String, usize> {
+    let mut by = HashMap::new();
+    for call in slack.calls("chat.postMessage") {
+        if let Some(name) = alert_cronjob(&call) {
+            *by.entry(name).or_default() += 1;
+        }
+    }
+    by
+}
+
+/// Requests to the bot's custom resources since request `from`, by method.
+fn cr_requests(kube: &FakeKube, from: usize) -> (usize, serde_json::Value) {
+    let requests = kube.requests();
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in requests.iter().skip(from) {
+        if r.path.starts_with("/apis/rerun-bot.io/") {
+            *by.entry(r.method.clone()).or_default() += 1;
+        }
+    }
+    (requests.len(), json!(by))
+}
+
+/// The KubeStore figures: the sled scenario's alerting and approval parts with
+/// one replica on `RERUN_BOT_STORE=kubernetes`, then 5 failovers.
+async fn ha_scenario(sled_rss_kib: u64) -> serde_json::Value {
+    let kube = FakeKube::start().await;
+    kube.install_crds(
+        rerun_bot::store::crds::all()
+            .into_iter()
+            .map(|crd| serde_json::to_value(crd).unwrap()),
+    );
+    let slack = FakeSlack::start("bench-secret").await;
+    populate(&kube);
+
+    let port = free_port();
+    let started = Instant::now();
+    let mut bot = spawn_kube_store_bot(&kube, &slack, port, "ha-0");
+    wait_ready(&mut bot, port, started).await;
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    wait_until("ha-0 leads", Duration::from_secs(30), || {
+        lease_holder(&kube).as_deref() == Some("ha-0")
+    })
+    .await;
+    let leading_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let singles: Vec<String> = (0..SINGLES).map(|i| format!("single-{i}")).collect();
+    for name in &singles {
+        kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (from, _) = cr_requests(&kube, usize::MAX);
+    let mut single_ms = Vec::new();
+    for name in &singles {
+        let written = fail_many(&kube, std::slice::from_ref(name));
+        single_ms.extend(alert_latencies(&slack, &written, &mut seen).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, singles_cr_requests) = cr_requests(&kube, from);
+    let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
+    for name in &burst {
+        kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written = fail_many(&kube, &burst);
+    let burst_ms = alert_latencies(&slack, &written, &mut seen).await;
+    let rss_kib = vm_hwm_kib(bot.child.id()).unwrap_or(0);
+    let approve_ms = approval_latencies(&kube, &slack, port, &singles).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let by = alerts_by_cronjob(&slack);
+    let duplicates: usize = by.values().map(|n| n.saturating_sub(1)).sum();
+    let old_alerted = by.keys().filter(|k| k.starts_with("cron-")).count();
+
+    // Failover: a fresh follower joins; the leader is killed; a CronJob fails
+    // right after; until its alert. The survivor leads the next run.
+    let mut replicas: Vec<(String, BotProcess)> = vec![("ha-0".into(), bot)];
+    let mut failover_ms = Vec::new();
+    let mut failover_cronjobs = Vec::new();
+    for run in 0..FAILOVERS {
+        let id = format!("ha-{}", run + 1);
+        let port = free_port();
+        let started = Instant::now();
+        let mut follower = spawn_kube_store_bot(&kube, &slack, port, &id);
+        wait_ready(&mut follower, port, started).await;
+        let cronjob = format!("failover-{run}");
+        kube.apply_cronjob(CronJobFixture::new(&cronjob).build());
+        failover_cronjobs.push(cronjob.clone());
+        // Both replicas have seen the CronJob and the follower has settled.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let leader = lease_holder(&kube).expect("a leader");
+        let i = replicas
+            .iter()
+            .position(|(name, _)| *name == leader)
+            .unwrap_or_else(|| panic!("the leader {leader} is not running"));
+        let (_, mut killed_bot) = replicas.remove(i);
+        let calls_before = slack.all_calls().len();
+        let killed = Instant::now();
+        killed_bot.child.kill().expect("SIGKILL the leader");
+        killed_bot.child.wait().expect("reap the leader");
+        fail_many(&kube, std::slice::from_ref(&cronjob));
+        drop(killed_bot);
+        replicas.push((id.clone(), follower));
+        let deadline = killed + Duration::from_secs(60);
+        let alerted = loop {
+            if let Some(call) = slack.calls_since(calls_before).into_iter().find(|c| {
+                c.method == "chat.postMessage" && alert_cronjob(c).as_deref() == Some(&cronjob)
+            }) {
+                break call.at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "failover {run}: no alert within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        failover_ms.push(alerted.saturating_duration_since(killed).as_secs_f64() * 1000.0);
+        assert_eq!(
+            lease_holder(&kube).as_deref(),
+            Some(id.as_str()),
+            "failover {run}: the survivor leads"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let by = alerts_by_cronjob(&slack);
+    let failover_duplicates: usize = failover_cronjobs
+        .iter()
+        .map(|c| by.get(c).copied().unwrap_or(0).saturating_sub(1))
+        .sum();
+    drop(replicas);
+
+    failover_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let rss_mib = rss_kib as f64 / 1024.0;
+    json!({
+        "store": "kubernetes",
+        "failover_kill9_to_first_alert": {
+            "n": failover_ms.len(),
+            "p50_ms": round(percentile(&failover_ms, 0.5)),
+            "max_ms": round(failover_ms.last().copied().unwrap_or(f64::NAN)),
+            "runs_ms": failover_ms.iter().map(|x| round(*x)).collect::<Vec<_>>(),
+            "lease": "10 s, renew deadline 7 s, retry 1 s",
+        },
+        "failover_duplicate_alerts": failover_duplicates,
+        "alert_latency_single": summary(single_ms),
+        "alert_latency_burst200": summary(burst_ms),
+        "approve_to_job_post": summary(approve_ms),
+        "ready_ms_10k_jobs_2k_cronjobs": round(ready_ms),
+        "leader_ms_10k_jobs_2k_cronjobs": round(leading_ms),
+        "peak_rss_mib": round(rss_mib),
+        "peak_rss_ratio_to_sled": round(rss_kib as f64 / sled_rss_kib.max(1) as f64),
+        "duplicate_alerts": duplicates,
+        "alerts_outside_lookback": old_alerted,
+        "custom_resource_requests_during_50_singles": singles_cr_requests,
+    })
+}
+
 /// The cluster: 2,000 CronJobs and 10,000 Jobs (a fifth failed long ago).
 fn populate(kube: &FakeKube) {
     for i in 0..CRONJOBS {
@@ -879,6 +1085,7 @@ async fn main() {
     let floor_burst = watcher_floor(&kube, BURST, true).await;
     drop(kube);
     let teams = teams_scenario().await;
+    let ha = ha_scenario(rss_kib).await;
 
     let mut line = json!({
         "bench": "e2e",
@@ -898,5 +1105,6 @@ async fn main() {
         "alerts_outside_lookback": old_alerted,
     });
     line.as_object_mut().unwrap().extend(teams);
+    line["ha"] = ha;
     println!("{line}");
 }

@@ -2113,3 +2113,114 @@ fn yaml_with_reason(item: &Value, rv: &str, reason: &str) -> String {
     doc["spec"]["reason"] = reason.into();
     serde_json::to_string(&doc).unwrap()
 }
+
+/// The Job the bot creates for a rerun is the Job `kubectl create job
+/// --from=cronjob/X` makes from the same CronJob, field for field, but for
+/// the bot's own label and annotations (and the name).
+#[tokio::test]
+async fn the_rerun_job_is_the_job_kubectl_create_job_from_cronjob_makes() {
+    let t = crate::support::Tester::start().await;
+    let Some(kubectl) = Kubectl::new(&t.kube) else {
+        t.finish().await;
+        return;
+    };
+    t.kube.apply_cronjob(
+        CronJobFixture::new("billing-sync")
+            .args(&["sync --day=yesterday"])
+            .env("DB_HOST", "db.internal")
+            .backoff_limit(2)
+            .build(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.command(
+        "U_ALICE",
+        crate::support::tester::CHANNEL,
+        "/rerun",
+        "billing-sync --reason \"compare with kubectl\"",
+    )
+    .await;
+    let card = t.slack.next_message().await;
+    t.click("U_BOB", &card, "approve").await;
+    let _approved = t.slack.next_update().await;
+    let _created = t.slack.next_message().await;
+    let _card_created = t.slack.next_update().await;
+    // What the bot sent (the apiserver adds its defaults and the Job
+    // controller's labels to what it stores).
+    let bot = normalized(
+        t.kube
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "POST" && r.path == "/apis/batch/v1/namespaces/default/jobs")
+            .and_then(|r| r.body)
+            .expect("the rerun Job's POST"),
+    );
+    let out = kubectl
+        .ok(&[
+            "create",
+            "job",
+            "by-hand",
+            "--from=cronjob/billing-sync",
+            "-n",
+            "default",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ])
+        .await;
+    // kubectl prints Go's zero values (`creationTimestamp: null`, `resources: {}`).
+    let by_hand = normalized(serde_json::from_str(&out).expect("kubectl prints JSON"));
+    assert_eq!(
+        bot["spec"]["template"], by_hand["spec"]["template"],
+        "pod template"
+    );
+    for field in [
+        "backoffLimit",
+        "completions",
+        "parallelism",
+        "activeDeadlineSeconds",
+    ] {
+        assert_eq!(bot["spec"][field], by_hand["spec"][field], "spec.{field}");
+    }
+    let without_ours = |m: &Value, key: &str| -> Value {
+        let mut map = m[key].as_object().cloned().unwrap_or_default();
+        map.retain(|k, _| !k.starts_with("rerun-bot.io/") && k != "app.kubernetes.io/managed-by");
+        Value::Object(map)
+    };
+    for key in ["labels", "annotations"] {
+        assert_eq!(
+            without_ours(&bot["metadata"], key),
+            without_ours(&by_hand["metadata"], key),
+            "metadata.{key}"
+        );
+    }
+    let owner = |j: &Value| {
+        let o = &j["metadata"]["ownerReferences"][0];
+        json!([
+            o["apiVersion"],
+            o["kind"],
+            o["name"],
+            o["uid"],
+            o["controller"]
+        ])
+    };
+    assert_eq!(
+        owner(&bot),
+        owner(&by_hand),
+        "the controller ownerReference"
+    );
+    t.finish().await;
+}
+
+/// Without nulls and empty objects, which mean "unset" to the apiserver.
+fn normalized(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, normalized(v)))
+                .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(normalized).collect()),
+        other => other,
+    }
+}

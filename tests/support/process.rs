@@ -59,36 +59,46 @@ pub async fn spawn(
         ),
     )
     .unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_rerun-bot"))
-        .arg("serve")
-        .env_clear()
-        .env("KUBECONFIG", &config)
-        .env("SLACK_BOT_TOKEN", "xoxb-durable")
-        .env("SLACK_SIGNING_SECRET", SECRET)
-        .env("SLACK_API_URL", slack.api_url())
-        .env("RERUN_BOT_CHANNEL", CHANNEL)
-        .env("RERUN_BOT_ADMINS", "U_ADMIN")
-        .env("RERUN_BOT_DATA_DIR", dir.join("data"))
-        .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the bot binary");
-    let bot = Bot { child, port };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if post(port, "/readyz", None, "").await.0 == 200 {
-            return bot;
+    // A port picked free may be taken by another test before the bot binds
+    // it: then the bot exits at once and is started again on another.
+    for _ in 0..3 {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_rerun-bot"))
+            .arg("serve")
+            .env_clear()
+            .env("KUBECONFIG", &config)
+            .env("SLACK_BOT_TOKEN", "xoxb-durable")
+            .env("SLACK_SIGNING_SECRET", SECRET)
+            .env("SLACK_API_URL", slack.api_url())
+            .env("RERUN_BOT_CHANNEL", CHANNEL)
+            .env("RERUN_BOT_ADMINS", "U_ADMIN")
+            .env("RERUN_BOT_DATA_DIR", dir.join("data"))
+            .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the bot binary");
+        let mut bot = Bot { child, port };
+        // Generous: the whole suite shares two cores.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if post(port, "/readyz", None, "").await.0 == 200 {
+                return bot;
+            }
+            if let Ok(Some(status)) = bot.child.try_wait() {
+                eprintln!("the bot exited before it was ready ({status}); starting it again");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "bot not ready in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "bot not ready in 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    panic!("the bot exited before it was ready, three times (see its stderr above)");
 }
 
 /// POST (GET when `signed` is None and the body is empty) to the bot.

@@ -7,6 +7,7 @@
 //! test-only shortcuts: the tests, the benchmark and `rerun-bot demo` share them.
 
 pub mod kube;
+mod report;
 pub mod slack;
 pub mod teams;
 

@@ -558,11 +558,7 @@ impl FakeSlack {
             }
         }
         drop(st);
-        assert!(
-            left.is_empty(),
-            "fake Slack: the test never looked at:\n  {}",
-            left.join("\n  ")
-        );
+        crate::report::assert_none("fake Slack: the test never looked at", &left);
     }
 
     pub fn violations(&self) -> Vec<Violation> {
@@ -576,14 +572,12 @@ impl FakeSlack {
 
     pub fn assert_no_violations(&self) {
         let v = self.violations();
-        assert!(
-            v.is_empty(),
-            "fake Slack: {} Block Kit / Slack rule violation(s):\n  {}",
-            v.len(),
-            v.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join("\n  ")
+        crate::report::assert_none(
+            &format!(
+                "fake Slack: {} Block Kit / Slack rule violation(s)",
+                v.len()
+            ),
+            &v,
         );
     }
 

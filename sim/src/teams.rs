@@ -958,11 +958,7 @@ impl FakeTeams {
             .map(|i| st.messages[i].summary())
             .collect();
         drop(st);
-        assert!(
-            left.is_empty(),
-            "fake Teams: the test never looked at:\n  {}",
-            left.join("\n  ")
-        );
+        crate::report::assert_none("fake Teams: the test never looked at", &left);
     }
 
     pub fn violations(&self) -> Vec<Violation> {
@@ -976,14 +972,9 @@ impl FakeTeams {
 
     pub fn assert_no_violations(&self) {
         let v = self.violations();
-        assert!(
-            v.is_empty(),
-            "fake Teams: {} Teams rule violation(s):\n  {}",
-            v.len(),
-            v.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join("\n  ")
+        crate::report::assert_none(
+            &format!("fake Teams: {} Teams rule violation(s)", v.len()),
+            &v,
         );
     }
 

@@ -110,6 +110,14 @@ pub struct Settings {
     /// Require a ticket reference on every rerun request.
     #[arg(long, env = "RERUN_BOT_REQUIRE_TICKET", default_value_t = false)]
     pub require_ticket: bool,
+    /// A regular expression every ticket must match as a whole, e.g.
+    /// `^(INC|OPS)-[0-9]+$`; unset: any ticket.
+    #[arg(long, env = "RERUN_BOT_TICKET_PATTERN")]
+    pub ticket_pattern: Option<crate::core::ticket::TicketPattern>,
+    /// Where a ticket is looked at: a URL with `{ticket}` in it, e.g.
+    /// `https://jira.example.com/browse/{ticket}`; tickets become links there.
+    #[arg(long, env = "RERUN_BOT_TICKET_URL")]
+    pub ticket_url: Option<crate::core::ticket::TicketUrl>,
     /// Bearer token for `GET /audit`; unset: the endpoint is off.
     #[arg(long, env = "RERUN_BOT_AUDIT_TOKEN", hide_env_values = true)]
     pub audit_token: Option<String>,

@@ -164,7 +164,11 @@ impl Bot {
             RerunSettings {
                 policy: Policy::new(&settings.requesters, &settings.approvers, &settings.admins),
                 approval_ttl: settings.approval_ttl.into(),
-                require_ticket: settings.require_ticket,
+                tickets: crate::core::ticket::TicketRules {
+                    required: settings.require_ticket,
+                    pattern: settings.ticket_pattern.clone(),
+                    url: settings.ticket_url.clone(),
+                },
             },
             store.clone(),
             chat.clone(),

@@ -57,7 +57,8 @@ pub struct AlertSettings {
 pub struct RerunSettings {
     pub policy: Policy,
     pub approval_ttl: Duration,
-    pub require_ticket: bool,
+    /// Required? What it must look like, and the link it becomes.
+    pub tickets: crate::core::ticket::TicketRules,
 }
 
 /// A key claimed in [`App::claim`], released on drop.

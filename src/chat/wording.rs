@@ -25,6 +25,31 @@ pub trait Markup {
     fn bold(&self, s: &str) -> String;
     /// Already marked-up text, italic.
     fn italic(&self, s: &str) -> String;
+    /// A link: `text` is untrusted (escaped here), `url` the bot's own http(s)
+    /// URL with anything user-given in it percent-encoded.
+    fn link(&self, text: &str, url: &str) -> String;
+}
+
+/// A ticket reference: a link when `RERUN_BOT_TICKET_URL` made one, else its text.
+pub fn ticket(m: &dyn Markup, ticket: &str, url: Option<&str>, max: usize) -> String {
+    match url {
+        Some(url) => m.link(&crate::core::text::truncate_chars(ticket, max), url),
+        None => m.text(ticket, max),
+    }
+}
+
+/// A ticket inside the app's neutral text (alert statuses): `<url|INC-1>`, or
+/// `` `INC-1` `` without a link. Characters that would end the link or the
+/// code early are left out of the shown text; the URL carries the ticket as is.
+pub fn ticket_neutral(ticket: &str, url: Option<&str>) -> String {
+    let shown: String = crate::core::text::truncate_chars(ticket, 100)
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>' | '|' | '`') && !c.is_control())
+        .collect();
+    match url {
+        Some(url) => format!("<{url}|{shown}>"),
+        None => format!("`{shown}`"),
+    }
 }
 
 /// A container's arguments, shell-quoted.

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod request;
 pub mod schedule;
 pub mod text;
+pub mod ticket;
 
 pub use alert::{AlertDecision, FailureAlert, Grouping, ThreadState};
 pub use model::{Condition, ContainerExit, CronJobSnapshot, JobSnapshot, OnHold};

@@ -80,6 +80,9 @@ pub struct RerunRequest {
     pub expires_at: DateTime<Utc>,
     pub reason: String,
     pub ticket: Option<String>,
+    /// The ticket's link (`RERUN_BOT_TICKET_URL` when requested), shown on cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_url: Option<String>,
     pub overrides: Overrides,
     pub diff: Diff,
     /// The failed Job the request is about, when it came from an alert.

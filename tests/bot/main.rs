@@ -20,6 +20,7 @@ mod store;
 mod teams;
 mod teams_app;
 mod teams_cards;
+mod tickets;
 
 /// Redactions that make rendered messages stable across runs.
 pub fn snapshot_filters() -> Vec<(&'static str, &'static str)> {

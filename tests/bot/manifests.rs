@@ -49,6 +49,8 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_STORE_NAMESPACE",
     "RERUN_BOT_IDENTITY",
     "RERUN_BOT_AUDIT_RETENTION",
+    "RERUN_BOT_TICKET_PATTERN",
+    "RERUN_BOT_TICKET_URL",
 ];
 
 /// The Teams settings the ConfigMap carries (empty until Teams is set up), and

@@ -132,7 +132,7 @@ impl App {
             context,
             containers: cj.containers.clone(),
             prefill,
-            require_ticket: self.reruns.require_ticket,
+            require_ticket: self.reruns.tickets.required,
             metadata: serde_json::to_string(&target).expect("form target serializes"),
         };
         match self.chat.open_form(trigger_id, &form).await {
@@ -195,7 +195,13 @@ impl App {
             channel: cmd.channel.clone(),
             thread_ts: None,
         };
-        let missing_ticket = self.reruns.require_ticket && rerun.ticket.is_none();
+        // A ticket given on the command line is checked before anything else.
+        if let Some(ticket) = rerun.ticket.as_deref()
+            && let Err(why) = self.reruns.tickets.check(Some(ticket))
+        {
+            return Reply::Ephemeral(format!("{why}; nothing was requested."));
+        }
+        let missing_ticket = self.reruns.tickets.required && rerun.ticket.is_none();
         if rerun.reason.is_none() || missing_ticket {
             let prefill = overrides_to_values(
                 &rerun.overrides,
@@ -323,11 +329,8 @@ impl App {
                 ),
             ));
         }
-        if self.reruns.require_ticket && ask.ticket.is_none() {
-            return Err(AskError::Field(
-                "ticket",
-                "A ticket reference is required here.".into(),
-            ));
+        if let Err(why) = self.reruns.tickets.check(ask.ticket.as_deref()) {
+            return Err(AskError::Field("ticket", why));
         }
         let t = &ask.target;
         let cj = match self.cluster.cronjob_object(&t.namespace, &t.cronjob).await {
@@ -376,6 +379,7 @@ impl App {
                 + chrono::Duration::from_std(self.reruns.approval_ttl)
                     .unwrap_or(chrono::Duration::hours(1)),
             reason: ask.reason,
+            ticket_url: self.reruns.tickets.link(ask.ticket.as_deref()),
             ticket: ask.ticket,
             overrides: ask.overrides,
             diff,
@@ -409,6 +413,7 @@ impl App {
                 "to": "pending",
                 "reason": req.reason,
                 "ticket": req.ticket,
+                "ticket_url": req.ticket_url,
                 "source_job": req.source_job,
                 "diff": req.diff,
                 "expires_at": req.expires_at,
@@ -423,8 +428,15 @@ impl App {
         self.set_alert_status(
             &req,
             format!(
-                "🔁 Rerun requested by <@{}> — waiting for approval.",
-                req.requested_by
+                "🔁 Rerun requested by <@{}>{} — waiting for approval.",
+                req.requested_by,
+                req.ticket
+                    .as_deref()
+                    .map(|t| format!(
+                        " (ticket {})",
+                        crate::chat::wording::ticket_neutral(t, req.ticket_url.as_deref())
+                    ))
+                    .unwrap_or_default()
             ),
         )
         .await;

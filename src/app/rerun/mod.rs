@@ -206,6 +206,9 @@ impl App {
             put("requested_by", req.requested_by.clone().into());
             put("reason", req.reason.clone().into());
             put("ticket", req.ticket.clone().into());
+            if req.ticket_url.is_some() {
+                put("ticket_url", req.ticket_url.clone().into());
+            }
             put("diff", serde_json::to_value(&req.diff).unwrap_or_default());
         }
         self.audit_event(actor, action, req.subject(), detail).await;

@@ -203,6 +203,41 @@ impl Markup for Slack {
     fn italic(&self, s: &str) -> String {
         format!("_{s}_")
     }
+    fn link(&self, text: &str, url: &str) -> String {
+        format!("<{}|{}>", escape(url), escape(text))
+    }
+}
+
+/// Escaped neutral text (`escape_keep_mentions`) in which the bot's own
+/// http(s) links `<url|text>` (`wording::ticket_neutral`) work again; the
+/// link's text stays escaped.
+fn keep_links(escaped: &str) -> String {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(at) = rest.find("&lt;http") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 4..];
+        let link = after.find("&gt;").and_then(|end| {
+            let inner = &after[..end];
+            let (url, _) = inner.split_once('|')?;
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(char::is_whitespace)
+                && !url.contains("&lt;");
+            ok.then_some(end)
+        });
+        match link {
+            Some(end) => {
+                out.push_str(&format!("<{}>", &after[..end]));
+                rest = &after[end + 4..];
+            }
+            None => {
+                out.push_str("&lt;");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The changes of a rerun against the CronJob's template, one line each.
@@ -235,7 +270,7 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
             "*Ticket*\n{}",
             req.ticket
                 .as_deref()
-                .map(|t| escape_cut(t, 300))
+                .map(|t| wording::ticket(&Slack, t, req.ticket_url.as_deref(), 300))
                 .unwrap_or_else(|| "_none_".into())
         ),
         format!("*Expires*\n{}", when(req.expires_at)),
@@ -337,7 +372,10 @@ pub fn history(requests: &[RerunRequest]) -> Rendered {
         line.push_str(&format!(" · {}", when(req.requested_at)));
         line.push_str(&format!("\nReason: {}", escape_cut(&req.reason, 500)));
         if let Some(t) = &req.ticket {
-            line.push_str(&format!(" · ticket {}", escape_cut(t, 200)));
+            line.push_str(&format!(
+                " · ticket {}",
+                wording::ticket(&Slack, t, req.ticket_url.as_deref(), 200)
+            ));
         }
         let changes = diff_lines(&req.diff);
         if !changes.is_empty() {
@@ -625,7 +663,7 @@ pub fn failure_alert(
 
     let mut notes = wording::alert_notes(&Slack, alert, failures, reply);
     if let Some(status) = status {
-        notes.push(escape_keep_mentions(status, 1000));
+        notes.push(keep_links(&escape_keep_mentions(status, 1000)));
     }
     if !notes.is_empty() {
         blocks.push(
@@ -797,6 +835,20 @@ mod tests {
             .map(|e| e["action_id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["rerun_cronjob:0", "rerun_cronjob:1"]);
+    }
+
+    #[test]
+    fn the_bots_links_survive_in_statuses_nothing_else_does() {
+        let status = "requested by <@U_A> (ticket <https://t.example/browse/INC-1?a=1&b=2|INC-1>) <!channel> <javascript:x|y> <https://a b|c>";
+        assert_eq!(
+            keep_links(&escape_keep_mentions(status, 1000)),
+            "requested by <@U_A> (ticket <https://t.example/browse/INC-1?a=1&amp;b=2|INC-1>) &lt;!channel&gt; &lt;javascript:x|y&gt; &lt;https://a b|c&gt;"
+        );
+        assert_eq!(keep_links("&lt;https://x"), "&lt;https://x");
+        assert_eq!(
+            Slack.link("a<b>|c", "https://t.example/a%3Cb?x=1&y=2"),
+            "<https://t.example/a%3Cb?x=1&amp;y=2|a&lt;b&gt;|c>"
+        );
     }
 
     #[test]

@@ -65,6 +65,14 @@ impl Markup for Teams<'_> {
     fn italic(&self, s: &str) -> String {
         format!("_{s}_")
     }
+    fn link(&self, text: &str, url: &str) -> String {
+        // A space or parenthesis would end a markdown link's URL early.
+        let url = url
+            .replace(' ', "%20")
+            .replace('(', "%28")
+            .replace(')', "%29");
+        format!("[{}]({url})", escape(text))
+    }
 }
 
 /// A time in each reader's own zone (Teams evaluates the functions).
@@ -645,7 +653,7 @@ pub fn approval_card(req: &RerunRequest, names: Names) -> Value {
             "Ticket",
             req.ticket
                 .as_deref()
-                .map(|t| m.text(t, 300))
+                .map(|t| wording::ticket(&m, t, req.ticket_url.as_deref(), 300))
                 .unwrap_or_else(|| "_none_".into()),
         ),
         ("Expires", when(req.expires_at)),
@@ -731,7 +739,10 @@ pub fn history(requests: &[RerunRequest], names: Names) -> Value {
         let mut lines = vec![first];
         let mut reason = format!("Reason: {}", m.text(&req.reason, 500));
         if let Some(t) = &req.ticket {
-            reason.push_str(&format!(" · ticket {}", m.text(t, 200)));
+            reason.push_str(&format!(
+                " · ticket {}",
+                wording::ticket(&m, t, req.ticket_url.as_deref(), 200)
+            ));
         }
         lines.push(reason);
         let changes = wording::diff_lines(&m, &req.diff);

@@ -12,6 +12,7 @@ pub mod overrides;
 pub mod policy;
 pub mod request;
 pub mod schedule;
+pub mod slots;
 pub mod text;
 pub mod ticket;
 

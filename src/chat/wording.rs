@@ -199,6 +199,9 @@ pub fn alert_notes(
     if alert.cronjob_missing {
         notes.push("The CronJob no longer exists.".to_string());
     }
+    if let Some(indexes) = &alert.failed_indexes {
+        notes.push(format!("Failed indexes: {}", m.text(indexes, 200)));
+    }
     if let Some(request) = &alert.rerun_request {
         notes.push(format!(
             "This Job was a rerun (request {}).",

@@ -33,6 +33,9 @@ pub struct FailureAlert {
     pub rerun_request: Option<String>,
     pub exit: Option<ContainerExit>,
     pub log: LogTail,
+    /// `status.failedIndexes` of an Indexed Job (`"1,3-5"`).
+    #[serde(default)]
+    pub failed_indexes: Option<String>,
 }
 
 /// The end of the failed container's log, captured when the failure was seen
@@ -92,6 +95,7 @@ impl FailureAlert {
             rerun_request: job.rerun_request.clone(),
             exit: None,
             log: LogTail::NotCaptured,
+            failed_indexes: job.failed_indexes.clone(),
         }
     }
 }
@@ -196,6 +200,10 @@ mod tests {
                 at: t(at),
             }),
             complete: None,
+            failed_indexes: None,
+            terminating: 0,
+            managed_by: None,
+            scheduled_for: None,
         }
     }
 

@@ -29,9 +29,26 @@ pub struct JobSnapshot {
     pub failed_pods: i32,
     pub backoff_limit: Option<i32>,
     /// `Failed=True`; never `FailureTarget`, which comes first since Kubernetes 1.31.
+    /// `None` for a Job another controller manages (`spec.managedBy`).
     pub failed: Option<Condition>,
-    /// `Complete=True`.
+    /// `Complete=True`, or `SuccessCriteriaMet=True` (1.31+: a `successPolicy`
+    /// was met, or all completions reached) which comes before it.
     pub complete: Option<Condition>,
+    /// `status.failedIndexes` of an Indexed Job with `backoffLimitPerIndex`
+    /// (`"1,3-5"`).
+    #[serde(default)]
+    pub failed_indexes: Option<String>,
+    /// `status.terminating`: pods being deleted, not failures (yet).
+    #[serde(default)]
+    pub terminating: i32,
+    /// `spec.managedBy` when it is not the built-in Job controller: the
+    /// conditions are that controller's business and are not judged.
+    #[serde(default)]
+    pub managed_by: Option<String>,
+    /// The scheduled time this Job was created for (`core::slots::job_slot`);
+    /// `None` for manual Jobs and reruns.
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl JobSnapshot {
@@ -39,9 +56,12 @@ impl JobSnapshot {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// Running = pods active and neither `Complete` nor `Failed` (DESIGN.md).
+    /// Running = pods active (or still terminating, with a replacement to
+    /// come) and neither `Complete` nor `Failed` (DESIGN.md).
     pub fn is_running(&self) -> bool {
-        self.active > 0 && self.failed.is_none() && self.complete.is_none()
+        (self.active > 0 || self.terminating > 0)
+            && self.failed.is_none()
+            && self.complete.is_none()
     }
 }
 

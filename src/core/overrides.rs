@@ -540,6 +540,47 @@ mod tests {
     }
 
     #[test]
+    fn build_job_keeps_managed_by_failure_and_success_policies_and_completion_mode() {
+        let mut cj = cronjob();
+        let extra = json!({
+            "managedBy": "example.com/batch-controller",
+            "completionMode": "Indexed", "completions": 4, "parallelism": 2,
+            "backoffLimitPerIndex": 1, "maxFailedIndexes": 2,
+            "podReplacementPolicy": "Failed",
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3]}}]},
+            "successPolicy": {"rules": [{"succeededIndexes": "0-1", "succeededCount": 1}]},
+        });
+        let mut spec = serde_json::to_value(template()).unwrap();
+        spec.as_object_mut().unwrap().remove("backoffLimit");
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        cj.spec.as_mut().unwrap().job_template.spec =
+            Some(serde_json::from_value(spec.clone()).unwrap());
+        let changed = with(&["--date=2026-01-01"], ArgsMode::Append, &[], None);
+        for overrides in [Overrides::default(), changed] {
+            let job = build_job(&cj, &overrides, &meta()).unwrap();
+            let v = serde_json::to_value(&job).unwrap();
+            for field in [
+                "managedBy",
+                "completionMode",
+                "completions",
+                "parallelism",
+                "backoffLimitPerIndex",
+                "maxFailedIndexes",
+                "podReplacementPolicy",
+                "podFailurePolicy",
+                "successPolicy",
+            ] {
+                assert_eq!(v["spec"][field], spec[field], "{field}");
+            }
+        }
+    }
+
+    #[test]
     fn build_job_is_kubectl_create_job_from_plus_rerun_metadata() {
         let job = build_job(&cronjob(), &Overrides::default(), &meta()).unwrap();
         let v = serde_json::to_value(&job).unwrap();

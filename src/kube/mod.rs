@@ -81,7 +81,24 @@ fn true_condition<'a>(
         })
 }
 
+/// `spec.managedBy` of Jobs the built-in Job controller runs (or unset).
+pub const JOB_CONTROLLER: &str = "kubernetes.io/job-controller";
+/// The index of a pod of an Indexed Job (annotation; also a label since 1.28).
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+
 /// A Job reduced to what the bot needs; `None` for objects without name or uid.
+///
+/// As Kubernetes 1.31–1.35 report Jobs:
+/// - failed = `Failed=True` (reasons `BackoffLimitExceeded`, `DeadlineExceeded`,
+///   `PodFailurePolicy` with the matching rule in its message, `FailedIndexes`,
+///   `MaxFailedIndexesExceeded`); `FailureTarget` comes first and is not failed;
+/// - complete = `Complete=True`, or `SuccessCriteriaMet=True` (a
+///   `successPolicy` met; it comes before `Complete`);
+/// - `status.failedIndexes` and `status.terminating` are kept; terminating
+///   pods are not failures;
+/// - a Job with `spec.managedBy` other than `kubernetes.io/job-controller` is
+///   run by another controller: its conditions are not judged (neither failed
+///   nor complete here).
 pub fn job_snapshot(job: &Job) -> Option<JobSnapshot> {
     let meta = job.meta();
     let cronjob = meta
@@ -98,6 +115,34 @@ pub fn job_snapshot(job: &Job) -> Option<JobSnapshot> {
             .flatten()
     };
     let created = meta.creation_timestamp.as_ref().map(time);
+    let managed_by = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.managed_by.clone())
+        .filter(|m| m != JOB_CONTROLLER);
+    let judged = managed_by.is_none();
+    if let Some(other) = &managed_by {
+        tracing::debug!(
+            job = %format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default()),
+            managed_by = %other,
+            "Job is managed by another controller; its conditions are not judged"
+        );
+    }
+    let complete = true_condition(conditions(), "Complete", created)
+        .or_else(|| true_condition(conditions(), "SuccessCriteriaMet", created));
+    let annotations = job.annotations();
+    let scheduled_for = cronjob.as_deref().and_then(|cj| {
+        crate::core::slots::job_slot(
+            cj,
+            meta.name.as_deref().unwrap_or_default(),
+            annotations
+                .get(crate::core::slots::SCHEDULED_TIMESTAMP_ANNOTATION)
+                .map(String::as_str),
+            annotations
+                .get(crate::core::overrides::INSTANTIATE_ANNOTATION)
+                .is_some_and(|v| v == "manual"),
+        )
+    });
     Some(JobSnapshot {
         namespace: meta.namespace.clone().unwrap_or_default(),
         name: meta.name.clone()?,
@@ -108,9 +153,37 @@ pub fn job_snapshot(job: &Job) -> Option<JobSnapshot> {
         active: status.and_then(|s| s.active).unwrap_or(0),
         failed_pods: status.and_then(|s| s.failed).unwrap_or(0),
         backoff_limit: job.spec.as_ref().and_then(|s| s.backoff_limit),
-        failed: true_condition(conditions(), "Failed", created),
-        complete: true_condition(conditions(), "Complete", created),
+        failed: true_condition(conditions(), "Failed", created).filter(|_| judged),
+        complete: complete.filter(|_| judged),
+        failed_indexes: status
+            .and_then(|s| s.failed_indexes.clone())
+            .filter(|i| !i.trim().is_empty()),
+        terminating: status.and_then(|s| s.terminating).unwrap_or(0),
+        managed_by,
+        scheduled_for,
     })
+}
+
+/// The indexes in `status.failedIndexes` (`"1,3-5"`): whether `index` is one.
+fn in_indexes(indexes: &str, index: u64) -> bool {
+    indexes.split(',').any(|part| {
+        let mut ends = part.trim().splitn(2, '-').map(|n| n.trim().parse::<u64>());
+        match (ends.next(), ends.next()) {
+            (Some(Ok(one)), None) => one == index,
+            (Some(Ok(lo)), Some(Ok(hi))) => (lo..=hi).contains(&index),
+            _ => false,
+        }
+    })
+}
+
+/// A pod's completion index (annotation, else label), if it has one.
+fn completion_index(pod: &Pod) -> Option<u64> {
+    let meta = pod.meta();
+    [meta.annotations.as_ref(), meta.labels.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|m| m.get(COMPLETION_INDEX))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn annotation(annotations: &BTreeMap<String, String>, key: &str) -> Option<String> {
@@ -354,6 +427,17 @@ impl Cluster {
                 }
             }
         }
+        // An Indexed Job: read a pod of a failed index (any pod if none is left).
+        if let Some(indexes) = &job.failed_indexes {
+            let of_failed: Vec<Pod> = found
+                .iter()
+                .filter(|p| completion_index(p).is_some_and(|i| in_indexes(indexes, i)))
+                .cloned()
+                .collect();
+            if failed_container(&of_failed).is_some() {
+                found = of_failed;
+            }
+        }
         let Some(failed) = failed_container(&found) else {
             return match found.is_empty() {
                 true => (
@@ -537,6 +621,223 @@ mod tests {
         );
         let failed = job_snapshot(&job).unwrap().failed.unwrap();
         assert_eq!(failed.at.to_rfc3339(), "2026-11-23T10:00:05+00:00");
+    }
+
+    /// A Job of CronJob `nightly` as the 1.31–1.35 Job controller writes it.
+    fn job_json(spec: serde_json::Value, status: serde_json::Value) -> Job {
+        let mut spec_full = json!({"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox:1.36"}]}}});
+        spec_full
+            .as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "nightly-29923800", "namespace": "batch", "uid": "u1",
+                "creationTimestamp": "2026-11-23T10:00:00Z",
+                "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-11-23T11:00:00+01:00"},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly",
+                    "uid": "c1", "controller": true, "blockOwnerDeletion": true}]},
+            "spec": spec_full,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn cond(kind: &str, reason: &str, message: &str, at: &str) -> serde_json::Value {
+        json!({"type": kind, "status": "True", "reason": reason, "message": message,
+               "lastProbeTime": at, "lastTransitionTime": at})
+    }
+
+    #[test]
+    fn indexed_job_with_backoff_limit_per_index_keeps_failed_indexes() {
+        let spec = json!({"completionMode": "Indexed", "completions": 6, "parallelism": 3,
+                          "backoffLimitPerIndex": 1, "maxFailedIndexes": 5});
+        for (reason, message) in [
+            ("FailedIndexes", "Job has failed indexes"),
+            (
+                "MaxFailedIndexesExceeded",
+                "Job has exceeded the specified maximal number of failed indexes",
+            ),
+        ] {
+            let job = job_json(
+                spec.clone(),
+                json!({"startTime": "2026-11-23T10:00:01Z", "active": 0, "failed": 8, "succeeded": 2,
+                       "terminating": 0, "ready": 0, "completedIndexes": "0,2", "failedIndexes": "1,3-5",
+                       "uncountedTerminatedPods": {},
+                       "conditions": [cond("FailureTarget", reason, message, "2026-11-23T10:09:00Z"),
+                                      cond("Failed", reason, message, "2026-11-23T10:09:02Z")]}),
+            );
+            let snap = job_snapshot(&job).unwrap();
+            let failed = snap.failed.expect(reason);
+            assert_eq!(
+                (failed.reason.as_str(), failed.message.as_str()),
+                (reason, message)
+            );
+            assert_eq!(failed.at.to_rfc3339(), "2026-11-23T10:09:02+00:00");
+            assert_eq!(snap.failed_indexes.as_deref(), Some("1,3-5"));
+            assert_eq!(snap.failed_pods, 8);
+            assert_eq!(snap.complete, None);
+        }
+        // Before the Failed condition: failed indexes so far, not failed.
+        let job = job_json(
+            spec,
+            json!({"active": 2, "failed": 2, "failedIndexes": "1", "terminating": 0,
+                   "conditions": [cond("FailureTarget", "FailedIndexes", "Job has failed indexes", "2026-11-23T10:09:00Z")]}),
+        );
+        let snap = job_snapshot(&job).unwrap();
+        assert!(snap.failed.is_none());
+        assert_eq!(snap.failed_indexes.as_deref(), Some("1"));
+        // An empty failedIndexes is none.
+        let job = job_json(json!({}), json!({"failedIndexes": ""}));
+        assert_eq!(job_snapshot(&job).unwrap().failed_indexes, None);
+    }
+
+    #[test]
+    fn pod_failure_policy_failure_keeps_the_rule_in_the_message() {
+        let message = "Container main for pod batch/nightly-29923800-x7k2q failed with exit code 42 matching FailJob rule at index 1";
+        let job = job_json(
+            json!({"backoffLimit": 6, "podFailurePolicy": {"rules": [
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}}]}}),
+            json!({"startTime": "2026-11-23T10:00:01Z", "active": 0, "failed": 1, "terminating": 0,
+                   "conditions": [cond("FailureTarget", "PodFailurePolicy", message, "2026-11-23T10:03:00Z"),
+                                  cond("Failed", "PodFailurePolicy", message, "2026-11-23T10:03:01Z")]}),
+        );
+        let failed = job_snapshot(&job).unwrap().failed.unwrap();
+        assert_eq!(failed.reason, "PodFailurePolicy");
+        assert_eq!(failed.message, message);
+    }
+
+    #[test]
+    fn jobs_managed_by_another_controller_are_not_judged() {
+        let failed = json!({"failed": 3, "active": 0,
+            "conditions": [cond("Failed", "BackoffLimitExceeded", "stale", "2026-11-20T10:00:00Z")]});
+        let other = job_json(json!({"managedBy": "example.com/other"}), failed.clone());
+        let snap = job_snapshot(&other).unwrap();
+        assert_eq!(snap.failed, None);
+        assert_eq!(snap.complete, None);
+        assert_eq!(snap.managed_by.as_deref(), Some("example.com/other"));
+        let done = job_json(
+            json!({"managedBy": "example.com/other"}),
+            json!({"conditions": [cond("Complete", "CompletionsReached", "", "2026-11-20T10:00:00Z")]}),
+        );
+        assert_eq!(job_snapshot(&done).unwrap().complete, None);
+        // The built-in controller named explicitly is judged as usual.
+        let builtin = job_json(json!({"managedBy": "kubernetes.io/job-controller"}), failed);
+        let snap = job_snapshot(&builtin).unwrap();
+        assert_eq!(snap.failed.unwrap().reason, "BackoffLimitExceeded");
+        assert_eq!(snap.managed_by, None);
+    }
+
+    #[test]
+    fn terminating_pods_are_not_failures() {
+        // podReplacementPolicy: Failed — a pod being deleted; the replacement waits.
+        let job = job_json(
+            json!({"podReplacementPolicy": "Failed", "backoffLimit": 2}),
+            json!({"startTime": "2026-11-23T10:00:01Z", "active": 0, "failed": 0, "terminating": 1,
+                   "ready": 0, "uncountedTerminatedPods": {}}),
+        );
+        let snap = job_snapshot(&job).unwrap();
+        assert_eq!((snap.terminating, snap.failed_pods), (1, 0));
+        assert!(snap.failed.is_none() && snap.complete.is_none());
+        // Not finished: still counts as running (a replacement pod comes).
+        assert!(snap.is_running());
+        // Pods terminating after a FailureTarget: not failed until Failed is added.
+        let job = job_json(
+            json!({"backoffLimit": 0}),
+            json!({"active": 0, "failed": 1, "terminating": 2,
+                   "conditions": [cond("FailureTarget", "BackoffLimitExceeded", "", "2026-11-23T10:03:00Z")]}),
+        );
+        let snap = job_snapshot(&job).unwrap();
+        assert!(snap.failed.is_none());
+        assert_eq!(snap.terminating, 2);
+    }
+
+    #[test]
+    fn success_criteria_met_is_complete() {
+        let job = job_json(
+            json!({"completionMode": "Indexed", "completions": 10, "parallelism": 10,
+                   "successPolicy": {"rules": [{"succeededIndexes": "0", "succeededCount": 1}]}}),
+            json!({"startTime": "2026-11-23T10:00:01Z", "active": 0, "succeeded": 1, "terminating": 9,
+                   "completedIndexes": "0",
+                   "conditions": [cond("SuccessCriteriaMet", "SuccessPolicy",
+                       "Matched rules at index 0", "2026-11-23T10:05:00Z")]}),
+        );
+        let snap = job_snapshot(&job).unwrap();
+        let complete = snap
+            .complete
+            .clone()
+            .expect("SuccessCriteriaMet counts as success");
+        assert_eq!(complete.reason, "SuccessPolicy");
+        assert!(snap.failed.is_none());
+        assert!(!snap.is_running());
+        // Complete, once added, is the one kept.
+        let mut job = job;
+        job.status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(
+                serde_json::from_value(cond(
+                    "Complete",
+                    "SuccessPolicy",
+                    "Matched rules at index 0",
+                    "2026-11-23T10:05:30Z",
+                ))
+                .unwrap(),
+            );
+        assert_eq!(
+            job_snapshot(&job)
+                .unwrap()
+                .complete
+                .unwrap()
+                .at
+                .to_rfc3339(),
+            "2026-11-23T10:05:30+00:00"
+        );
+    }
+
+    #[test]
+    fn scheduled_for_from_annotation_or_name_none_for_manual() {
+        let job = job_json(json!({}), json!({}));
+        let want = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(job_snapshot(&job).unwrap().scheduled_for, Some(want));
+        let mut by_name = job.clone();
+        by_name.metadata.annotations = None;
+        assert_eq!(job_snapshot(&by_name).unwrap().scheduled_for, Some(want));
+        let mut manual = job;
+        manual.metadata.annotations = Some(
+            [(
+                "cronjob.kubernetes.io/instantiate".to_string(),
+                "manual".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(job_snapshot(&manual).unwrap().scheduled_for, None);
+    }
+
+    #[test]
+    fn failed_indexes_parse() {
+        for (indexes, index, want) in [
+            ("1,3-5", 1, true),
+            ("1,3-5", 4, true),
+            ("1,3-5", 5, true),
+            ("1,3-5", 2, false),
+            ("1,3-5", 6, false),
+            ("", 0, false),
+            ("x,2", 2, true),
+        ] {
+            assert_eq!(in_indexes(indexes, index), want, "{indexes} {index}");
+        }
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p",
+            "labels": {"batch.kubernetes.io/job-completion-index": "3"}}}))
+        .unwrap();
+        assert_eq!(completion_index(&pod), Some(3));
     }
 
     #[test]

@@ -491,3 +491,126 @@ async fn details_follow_by_update_when_posting_at_once() {
     assert_eq!(updates[1].ts, first.ts, "the parent's count");
     t.finish().await;
 }
+
+/// A terminated pod of an Indexed Job, as the kubelet leaves it.
+fn index_pod(
+    job: &serde_json::Value,
+    name: &str,
+    index: u32,
+    exit: i32,
+    finished: &str,
+) -> serde_json::Value {
+    let uid = job["metadata"]["uid"].as_str().unwrap();
+    let job_name = job["metadata"]["name"].as_str().unwrap();
+    let phase = if exit == 0 { "Succeeded" } else { "Failed" };
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "default",
+            "labels": {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": job_name,
+                       "controller-uid": uid, "job-name": job_name,
+                       "batch.kubernetes.io/job-completion-index": index.to_string()},
+            "annotations": {"batch.kubernetes.io/job-completion-index": index.to_string()},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": uid,
+                                 "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36"}]},
+        "status": {"phase": phase, "containerStatuses": [{
+            "name": "main", "image": "busybox:1.36", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": exit, "reason": if exit == 0 { "Completed" } else { "Error" },
+                                     "finishedAt": finished}}}]},
+    })
+}
+
+#[tokio::test]
+async fn indexed_job_alert_names_the_failed_indexes_and_shows_a_failed_index_log() {
+    let t = Tester::start().await;
+    let cj = t.kube.apply_cronjob(
+        billing_sync()
+            .schedule("0 4 * * *")
+            .concurrency_policy("Allow")
+            .build(),
+    );
+    let now = Utc::now();
+    let rfc = |d: i64| {
+        (now - chrono::Duration::seconds(d)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let job = t.kube.create(
+        Resource::Jobs,
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "billing-sync-29923800", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "billing-sync",
+                    "uid": cj["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"completionMode": "Indexed", "completions": 6, "parallelism": 3,
+                     "backoffLimitPerIndex": 1, "maxFailedIndexes": 5,
+                     "template": {"spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": "busybox:1.36"}]}}},
+            "status": {"startTime": rfc(300), "active": 3, "ready": 3, "terminating": 0},
+        }),
+    );
+    // Index 0 failed once and then succeeded on its retry (its failure is the
+    // latest one); index 1 failed twice and stays failed.
+    let pods = [
+        ("billing-sync-29923800-0-aaaaa", 0, 2, rfc(60)),
+        ("billing-sync-29923800-0-bbbbb", 0, 0, rfc(30)),
+        ("billing-sync-29923800-1-ccccc", 1, 1, rfc(200)),
+        ("billing-sync-29923800-1-ddddd", 1, 1, rfc(120)),
+    ];
+    for (name, index, exit, finished) in &pods {
+        t.kube.create(
+            Resource::Pods,
+            index_pod(&job, name, *index, *exit, finished),
+        );
+        t.kube.set_log(
+            "default",
+            name,
+            "main",
+            format!("index {index} exit {exit}\n"),
+        );
+    }
+    t.kube.update(Resource::Jobs, "default", "billing-sync-29923800", |j| {
+        j["status"] = json!({
+            "startTime": rfc(300), "active": 0, "ready": 0, "terminating": 0, "failed": 3, "succeeded": 5,
+            "completedIndexes": "0,2-5", "failedIndexes": "1", "uncountedTerminatedPods": {},
+            "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "FailedIndexes",
+                 "message": "Job has failed indexes", "lastTransitionTime": rfc(10)},
+                {"type": "Failed", "status": "True", "reason": "FailedIndexes",
+                 "message": "Job has failed indexes", "lastTransitionTime": rfc(5)},
+            ],
+        });
+    });
+
+    let text = t.slack.next_message().await.render();
+    assert!(text.contains("FailedIndexes"), "{text}");
+    assert!(text.contains("Failed indexes: 1"), "{text}");
+    assert!(
+        text.contains("index 1 exit 1"),
+        "the log of a failed index: {text}"
+    );
+    assert!(!text.contains("index 0 exit 2"), "{text}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_job_managed_by_another_controller_is_not_alerted_on_its_stale_failed_condition() {
+    let t = Tester::start().await;
+    let cj = t.kube.apply_cronjob(billing_sync().build());
+    let uid = cj["metadata"]["uid"].as_str().unwrap();
+    let mut job = failed_job_at(
+        "billing-sync-29923800",
+        uid,
+        Utc::now() - chrono::Duration::minutes(10),
+    );
+    job["spec"]["managedBy"] = json!("example.com/other");
+    t.kube.create(Resource::Jobs, job);
+    t.slack.expect_quiet(Duration::from_millis(800)).await;
+
+    // The bot is not stuck: a failure of a Job the built-in controller runs alerts.
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    let text = t.slack.next_message().await.render();
+    assert!(text.contains("BackoffLimitExceeded"), "{text}");
+    assert!(!text.contains("29923800"), "{text}");
+    t.finish().await;
+}

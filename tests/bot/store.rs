@@ -93,6 +93,7 @@ fn alert(uid: &str) -> AlertRecord {
             rerun_request: None,
             exit: None,
             log: LogTail::NotCaptured,
+            failed_indexes: None,
         },
         channel: "C1".into(),
         state: AlertState::Pending,

@@ -65,6 +65,7 @@ fn alert() -> FailureAlert {
             lines: 2,
             truncated: false,
         },
+        failed_indexes: None,
     }
 }
 

@@ -24,6 +24,9 @@ impl Interactions for Arc<App> {
                     "approve" | "approve_held" | "deny" | "cancel" => {
                         self.on_request_button(&click).await
                     }
+                    "batch_approve" | "batch_deny" | "batch_cancel" => {
+                        self.on_batch_button(&click).await
+                    }
                     "hold" => self.on_hold_button(&click).await,
                     a if a.starts_with("rerun_cronjob") => {
                         self.on_rerun_cronjob_button(&click).await
@@ -66,6 +69,7 @@ impl App {
                 command::help()
             )),
             Command::Rerun(rerun) => self.on_rerun_command(&cmd, rerun).await,
+            Command::RerunFailed(filter) => self.on_rerun_failed_command(&cmd, &filter).await,
             Command::RerunHistory { cronjob } => self.history(cronjob.as_deref()).await,
             Command::CronJobs {
                 namespace,

@@ -215,6 +215,7 @@ impl App {
                 // after a takeover, and, with several replicas, what a
                 // follower recorded since.
                 loop {
+                    this.recover_batches().await;
                     this.clone().recover_requests().await;
                     this.clone().recover_operations().await;
                     // One replica: nobody else decides meanwhile.

@@ -99,6 +99,9 @@ pub enum Outgoing<'a> {
     Notice(&'a str),
     /// A rerun request's approval card, drawn for its current state.
     Request(&'a RerunRequest),
+    /// A batch's approval card (`/rerun failed`): what it reruns, what it
+    /// skips and why, and how far it is.
+    Batch(&'a crate::core::batch::BatchRequest),
     /// The last requests, newest first (`/rerun history`).
     History(&'a [RerunRequest]),
     /// A hold or resume: progress while it runs, the summary when done.
@@ -270,11 +273,14 @@ impl Chat for Chats {
 
 /// Buttons whose click is a decision: recorded durably before the platform
 /// is answered (DESIGN.md "Approval is final").
-pub const DECIDING_ACTIONS: [&str; 7] = [
+pub const DECIDING_ACTIONS: [&str; 10] = [
     "approve",
     "approve_held",
     "deny",
     "cancel",
+    "batch_approve",
+    "batch_deny",
+    "batch_cancel",
     "hold_confirm",
     "resume_confirm",
     "hold_cancel",

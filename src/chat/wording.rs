@@ -4,6 +4,8 @@
 //! Each renderer supplies its [`Markup`] (Slack mrkdwn, Teams markdown), so a
 //! sentence is written once and the platforms cannot drift apart.
 
+pub mod batch;
+
 use chrono::{DateTime, Utc};
 
 use crate::core::FailureAlert;

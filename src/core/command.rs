@@ -32,7 +32,7 @@ impl CommandKind {
 pub fn usage(kind: CommandKind) -> &'static str {
     match kind {
         CommandKind::Rerun => {
-            "/rerun <cronjob> [-n <namespace>] [--arg <arg>]… [--args \"<args>\"] [--replace-args] [--env KEY=VALUE]… [--container <name>] --reason \"<why>\" [--ticket <ref>] · /rerun history [<cronjob>] · /rerun help"
+            "/rerun <cronjob> [-n <namespace>] [--arg <arg>]… [--args \"<args>\"] [--replace-args] [--env KEY=VALUE]… [--container <name>] --reason \"<why>\" [--ticket <ref>] · /rerun failed [--since <duration, default 24h>] [-n <namespace>] --reason \"<why>\" [--ticket <ref>] · /rerun history [<cronjob>] · /rerun help"
         }
         CommandKind::Hold => {
             "/hold all|<cronjob>|ns:<namespace> [-n <namespace>] [--reason \"<why>\"] [--until <duration, e.g. 2h>] · /hold status"
@@ -59,6 +59,8 @@ pub fn help() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Rerun(RerunCommand),
+    /// `/rerun failed …`: every CronJob with an open incident, one approval.
+    RerunFailed(RerunFailedCommand),
     RerunHistory {
         cronjob: Option<String>,
     },
@@ -71,6 +73,21 @@ pub enum Command {
         failed_only: bool,
     },
 }
+
+/// `/rerun failed [--since 1h] [-n ns] [--reason …] [--ticket T]`; also
+/// what the storm digest's *Rerun all failed…* asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RerunFailedCommand {
+    /// Failures this recent (default [`RERUN_FAILED_SINCE`]).
+    pub since: std::time::Duration,
+    pub namespace: Option<String>,
+    /// Required; checked by the app (like `/rerun`'s) so the answer can say how.
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+}
+
+/// `/rerun failed` without `--since`: failures of the last day.
+pub const RERUN_FAILED_SINCE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RerunCommand {
@@ -295,6 +312,10 @@ const RERUN_FLAGS: &[&str] = &[
 ];
 
 fn parse_rerun(w: &mut Walker) -> Result<Command, CommandError> {
+    if w.tokens.as_slice().first().map(String::as_str) == Some("failed") {
+        w.tokens.next();
+        return parse_rerun_failed(w);
+    }
     let mut cmd = RerunCommand::default();
     let mut positional: Vec<String> = Vec::new();
     while let Some(token) = w.tokens.next() {
@@ -373,6 +394,67 @@ fn parse_rerun(w: &mut Walker) -> Result<Command, CommandError> {
                 .join(", ")
         ))),
     }
+}
+
+fn parse_rerun_failed(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut namespace = None;
+    let mut since: Option<String> = None;
+    let mut reason = None;
+    let mut ticket = None;
+    while let Some(token) = w.tokens.next() {
+        let (flag, inline) = split_flag(&token);
+        match flag {
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
+            "--since" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut since, flag, v, w)?;
+            }
+            "--reason" => {
+                let v = w.value(flag, inline, false)?;
+                if v.trim().is_empty() {
+                    return Err(w.err("`--reason` is empty: say why the reruns are needed"));
+                }
+                set_once(&mut reason, flag, v, w)?;
+            }
+            "--ticket" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut ticket, flag, v, w)?;
+            }
+            "-h" | "--help" => return Ok(Command::Help(CommandKind::Rerun)),
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(
+                    w.unknown_flag(f, &["-n", "--namespace", "--since", "--reason", "--ticket"])
+                );
+            }
+            other => {
+                return Err(w.err(format!(
+                    "`/rerun failed` reruns every failed CronJob; `{other}` is not an option of it. One CronJob: `/rerun {other} --reason \"…\"`; per-CronJob changes are for single reruns."
+                )));
+            }
+        }
+    }
+    let since = match since {
+        None => RERUN_FAILED_SINCE,
+        Some(text) => match humantime::parse_duration(&text) {
+            Ok(d) if d.as_secs() >= 60 && d <= UNTIL_MAX => d,
+            Ok(_) => {
+                return Err(w.err(format!(
+                    "`--since {text}`: give at least 1m and at most a week"
+                )));
+            }
+            Err(_) => {
+                return Err(w.err(format!(
+                    "`--since {text}` is not a duration: write it like `30m`, `1h` or `2d`"
+                )));
+            }
+        },
+    };
+    Ok(Command::RerunFailed(RerunFailedCommand {
+        since,
+        namespace,
+        reason,
+        ticket,
+    }))
 }
 
 /// `all`, `ns:<namespace>` or a CronJob name (with `-n`).
@@ -566,6 +648,44 @@ mod tests {
         assert_eq!(r.overrides.env.len(), 3);
         assert_eq!(r.overrides.env[1], ("Q".to_string(), "a=b".to_string()));
         assert_eq!(r.namespace.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn rerun_failed() {
+        let failed = |text: &str| match parse("/rerun", text) {
+            Ok(Command::RerunFailed(f)) => f,
+            other => panic!("{text}: {other:?}"),
+        };
+        let f = failed("failed");
+        assert_eq!(f.since, RERUN_FAILED_SINCE);
+        assert_eq!((f.namespace, f.reason, f.ticket), (None, None, None));
+        let f = failed("failed --since 1h -n billing --reason \"db was down\" --ticket INC-1");
+        assert_eq!(f.since, std::time::Duration::from_secs(3600));
+        assert_eq!(f.namespace.as_deref(), Some("billing"));
+        assert_eq!(f.reason.as_deref(), Some("db was down"));
+        assert_eq!(f.ticket.as_deref(), Some("INC-1"));
+        assert_eq!(failed("failed --since=90m").since.as_secs(), 5400);
+        assert_eq!(
+            parse("/rerun", "failed --help"),
+            Ok(Command::Help(CommandKind::Rerun))
+        );
+        let cases: &[(&str, &str)] = &[
+            ("failed --since soon", "is not a duration"),
+            ("failed --since 10s", "at least 1m"),
+            ("failed --since 30d", "at most a week"),
+            ("failed --since 1h --since 2h", "`--since` is given twice"),
+            ("failed --sinse 1h", "Did you mean `--since`?"),
+            ("failed --arg x", "Unknown option"),
+            ("failed billing-sync", "is not an option of it"),
+            ("failed -n Bad_NS", "not a valid namespace"),
+            ("failed --reason \"  \"", "`--reason` is empty"),
+        ];
+        for (text, want) in cases {
+            let e = error("/rerun", text);
+            assert!(e.contains(want), "{text}: {e}");
+            assert!(e.contains("Usage: `/rerun"), "{text}: {e}");
+        }
+        assert!(usage(CommandKind::Rerun).contains("/rerun failed [--since"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `store`) turn the outside world into these types and carry out the decisions.
 
 pub mod alert;
+pub mod batch;
 pub mod command;
 pub mod hold;
 pub mod model;

@@ -112,6 +112,10 @@ pub struct RerunRequest {
     /// *Approve during hold*.
     #[serde(default)]
     pub held: Option<String>,
+    /// The batch (`/rerun failed`) this request is one CronJob of; such a
+    /// request is approved with its batch and has no card of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 impl RerunRequest {

@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod batch;
 mod demo;
 mod durable;
 mod fake_kube;

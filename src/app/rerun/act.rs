@@ -237,6 +237,9 @@ impl App {
     // ----- telling ----------------------------------------------------------
 
     pub(super) async fn notify(&self, req: &RerunRequest, text: &str) {
+        if req.batch.is_some() {
+            return; // a batch tells it per CronJob, in its own words (`batch`)
+        }
         if let Err(e) = self
             .chat
             .post(&req.channel, req.thread(), Outgoing::Notice(text))
@@ -247,6 +250,9 @@ impl App {
     }
 
     pub(super) async fn update_card(&self, req: &RerunRequest) {
+        if req.batch.is_some() {
+            return self.batch_child_changed(req).await; // its card is the batch's
+        }
         let Some(ts) = &req.card_ts else { return };
         let at = MessageRef {
             channel: req.channel.clone(),

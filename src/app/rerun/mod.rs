@@ -22,6 +22,7 @@
 
 mod act;
 mod ask;
+mod batch;
 mod decide;
 mod recover;
 

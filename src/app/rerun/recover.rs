@@ -33,6 +33,7 @@ impl App {
                     self.expire(&req.id).await;
                 }
             }
+            self.expire_batches(now).await;
             tokio::time::sleep(every).await;
         }
     }

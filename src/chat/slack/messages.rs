@@ -15,6 +15,9 @@ use crate::core::overrides::{ArgsMode, Diff};
 use crate::core::request::{RerunRequest, State};
 use crate::core::text::truncate_chars;
 
+mod batch;
+pub use batch::batch_card;
+
 /// Block Kit limits (DESIGN.md "Fine points").
 pub const SECTION_TEXT_MAX: usize = 3000;
 pub const FIELD_MAX: usize = 2000;

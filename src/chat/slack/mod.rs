@@ -158,6 +158,7 @@ impl SlackChat {
             } => messages::failure_alert(alert, *failures, *reply, *status),
             Outgoing::Notice(text) => messages::notice(text),
             Outgoing::Request(request) => messages::approval_card(request),
+            Outgoing::Batch(batch) => messages::batch_card(batch),
             Outgoing::History(requests) => messages::history(requests),
             Outgoing::Operation(op) => messages::operation(op),
         }

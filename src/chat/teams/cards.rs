@@ -26,6 +26,9 @@ use crate::core::overrides::ArgsMode;
 use crate::core::request::{RerunRequest, State};
 use crate::core::text::truncate_chars;
 
+mod batch;
+pub use batch::batch_card;
+
 /// Display name for a user id seen as `<@id>` in neutral text (Entra object id or Slack id).
 pub type Names<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -403,6 +406,7 @@ pub fn message(message: &Outgoing<'_>, names: Names) -> Value {
         } => failure_alert(alert, *failures, *reply, *status, names),
         Outgoing::Notice(text) => notice(text, names),
         Outgoing::Request(req) => approval_card(req, names),
+        Outgoing::Batch(batch) => batch_card(batch, names),
         Outgoing::History(requests) => history(requests, names),
         Outgoing::Operation(op) => operation(op, names),
     }

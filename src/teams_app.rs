@@ -260,6 +260,7 @@ mod tests {
                 [
                     "rerun",
                     "rerun history",
+                    "rerun failed",
                     "hold",
                     "resume",
                     "cronjobs",

@@ -4,9 +4,10 @@ use super::*;
 use crate::chat::wording::batch as words;
 use crate::core::batch::BatchRequest;
 
-/// Lines per section: each line is bounded (≈ 900 chars at worst), so ten
-/// stay inside Block Kit's 3,000 characters once cut.
-const LINES_PER_SECTION: usize = 10;
+/// Lines per section: each line is bounded (≈ 700 chars at worst, names
+/// and reasons escaped), so four stay inside Block Kit's 3,000 characters;
+/// 40 lines are at most 11 sections.
+const LINES_PER_SECTION: usize = 4;
 
 fn list(title: String, lines: &[String], blocks: &mut Vec<SlackBlock>) {
     for (n, chunk) in lines.chunks(LINES_PER_SECTION).enumerate() {
@@ -103,5 +104,37 @@ pub fn batch_card(b: &BatchRequest) -> Rendered {
             500,
         ),
         blocks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::batch::big_batch;
+
+    #[test]
+    fn a_big_batch_fits_block_kit() {
+        for n in [1, 39, 40, 41, 120] {
+            let card = batch_card(&big_batch(n));
+            let blocks = serde_json::to_value(&card.blocks).unwrap();
+            let blocks = blocks.as_array().unwrap();
+            assert!(blocks.len() <= 50, "{n}: {} blocks", blocks.len());
+            for b in blocks {
+                if let Some(text) = b["text"]["text"].as_str() {
+                    assert!(text.chars().count() <= SECTION_TEXT_MAX, "{n}: {text}");
+                }
+                for f in b["fields"].as_array().into_iter().flatten() {
+                    assert!(f["text"].as_str().unwrap().chars().count() <= FIELD_MAX);
+                }
+            }
+            let shown = blocks.iter().map(|b| b.to_string()).collect::<String>();
+            assert!(!shown.contains("<!channel>"), "escaped");
+            assert_eq!(
+                shown.contains(&format!("and {} more", n.saturating_sub(40))),
+                n > 40,
+                "{n}"
+            );
+            assert!(shown.contains("batch_approve"));
+        }
     }
 }

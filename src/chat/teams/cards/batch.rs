@@ -66,3 +66,28 @@ pub fn batch_card(b: &BatchRequest, names: Names) -> Value {
     }
     card(body, actions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::batch::big_batch;
+
+    #[test]
+    fn a_big_batch_card_fits_and_keeps_its_buttons() {
+        let nobody = |_: &str| None;
+        for n in [1, 40, 120] {
+            let card = batch_card(&big_batch(n), &nobody);
+            let size = serde_json::to_vec(&card).unwrap().len();
+            assert!(size <= CARD_MAX_BYTES, "{n}: {size} bytes");
+            let verbs: Vec<&str> = card["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["verb"].as_str().unwrap())
+                .collect();
+            assert_eq!(verbs, ["batch_approve", "batch_deny", "batch_cancel"]);
+            let shown = card.to_string();
+            assert_eq!(shown.contains("and 80 more"), n == 120, "{n}");
+        }
+    }
+}

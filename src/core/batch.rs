@@ -419,6 +419,43 @@ pub fn items(
         .collect()
 }
 
+/// A batch of `n` CronJobs with the longest names, half of them skipped: for
+/// the renderers' bound tests.
+#[cfg(test)]
+pub fn big_batch(n: usize) -> BatchRequest {
+    let now = chrono::DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+    BatchRequest {
+        id: "abcd1234".into(),
+        requested_by: "U_ALICE".into(),
+        requested_at: now,
+        expires_at: now,
+        reason: "<!channel> ".repeat(400),
+        ticket: Some("INC-1".into()),
+        since: now,
+        channel: "C1".into(),
+        items: (0..n)
+            .map(|i| BatchItem {
+                namespace: format!("n{i:03}{}", "x".repeat(58)),
+                cronjob: format!("c{i:03}{}", "y".repeat(240)),
+                failed_job: Some(format!("j{i:03}{}", "z".repeat(59))),
+                alert: Some(format!("uid-{i}")),
+                reason: Some("BackoffLimitExceeded `*<b>*`".repeat(10)),
+                exit_code: Some(137),
+                failed_at: now,
+                failures: 3,
+                skipped: (i % 2 == 1).then(|| Skip::Running {
+                    policy: "Forbid".into(),
+                    jobs: vec!["r".repeat(63); 5],
+                }),
+                state: State::Pending,
+                job: None,
+                note: None,
+            })
+            .collect(),
+        ..BatchRequest::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,42 +802,5 @@ mod tests {
             crate::core::overrides::job_name("billing-sync", &b.child_id(1)),
             "billing-sync-rerun-abcd1234"
         );
-    }
-}
-
-/// A batch of `n` CronJobs with the longest names, half of them skipped: for
-/// the renderers' bound tests.
-#[cfg(test)]
-pub fn big_batch(n: usize) -> BatchRequest {
-    let now = chrono::DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-    BatchRequest {
-        id: "abcd1234".into(),
-        requested_by: "U_ALICE".into(),
-        requested_at: now,
-        expires_at: now,
-        reason: "<!channel> ".repeat(400),
-        ticket: Some("INC-1".into()),
-        since: now,
-        channel: "C1".into(),
-        items: (0..n)
-            .map(|i| BatchItem {
-                namespace: format!("n{i:03}{}", "x".repeat(58)),
-                cronjob: format!("c{i:03}{}", "y".repeat(240)),
-                failed_job: Some(format!("j{i:03}{}", "z".repeat(59))),
-                alert: Some(format!("uid-{i}")),
-                reason: Some("BackoffLimitExceeded `*<b>*`".repeat(10)),
-                exit_code: Some(137),
-                failed_at: now,
-                failures: 3,
-                skipped: (i % 2 == 1).then(|| Skip::Running {
-                    policy: "Forbid".into(),
-                    jobs: vec!["r".repeat(63); 5],
-                }),
-                state: State::Pending,
-                job: None,
-                note: None,
-            })
-            .collect(),
-        ..BatchRequest::default()
     }
 }

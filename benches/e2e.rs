@@ -38,6 +38,17 @@
 //!   after; from the kill to that alert at the fake Slack, 5 times on the same
 //!   cluster (the survivor leads the next run, a fresh replica follows).
 //!
+//! - `storm_limited`: the fake Slack with Slack's rate limits on (1
+//!   `chat.postMessage` a second per channel after a burst of 5, `chat.update`
+//!   Tier 3), a fresh bot at its default pacing, 200 CronJobs (or
+//!   `BENCH_STORM_CRONJOBS`) failing at once in one channel: seconds from the
+//!   first failure until every CronJob is named in a message or update the
+//!   fake accepted, `chat.postMessage` calls, 429s, top-level posts.
+//!   `BENCH_ONLY=storm_limited` runs this entry alone.
+//!
+//! The other Slack bots run with `RERUN_BOT_CHAT_PACING=off`: their fake has no
+//! rate limits, and their figures are the pipeline's, not Slack's pace.
+//!
 //! Targets (issues "Failure alerts", "Rerun with four-eyes approval"): p99 ≤ 2×
 //! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
 //! p99 ≤ 50 ms; exactly one Job for 100 concurrent clicks. Issue "Microsoft
@@ -143,6 +154,8 @@ fn slack_env(slack: &FakeSlack) -> Vec<(&'static str, String)> {
         ("SLACK_API_URL", slack.api_url()),
         ("RERUN_BOT_CHANNEL", "C_BENCH".into()),
         ("RERUN_BOT_ADMINS", "U_ADMIN".into()),
+        // This fake has no rate limits (`storm_limited` turns them on).
+        ("RERUN_BOT_CHAT_PACING", "off".into()),
     ]
 }
 
@@ -826,6 +839,87 @@ fn alerts_by_cronjob(slack: &FakeSlack) -> HashMap<String, usize> {
     by
 }
 
+/// The storm's CronJobs (`storm-0000`, …) named in a text.
+fn storm_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("storm-") {
+        let tail = &rest[i + 6..];
+        let digits = tail.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 4 {
+            names.push(format!("storm-{}", &tail[..4]));
+        }
+        rest = &tail[digits..];
+    }
+    names
+}
+
+/// `storm_limited`: see the module comment.
+async fn storm_limited_scenario() -> serde_json::Value {
+    let n: usize = std::env::var("BENCH_STORM_CRONJOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BURST);
+    let kube = FakeKube::start().await;
+    let slack = FakeSlack::start("bench-secret").await;
+    slack.enforce_rate_limits(slack_fake::RateLimits::slack());
+    let names: Vec<String> = (0..n).map(|i| format!("storm-{i:04}")).collect();
+    for name in &names {
+        kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    let env: Vec<(&str, String)> = slack_env(&slack)
+        .into_iter()
+        .filter(|(k, _)| *k != "RERUN_BOT_CHAT_PACING")
+        .collect();
+    let port = free_port();
+    let started = Instant::now();
+    let mut bot = spawn_bot_with(&kube, port, &env, ".storm");
+    wait_ready(&mut bot, port, started).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let first_failure = Instant::now();
+    fail_many(&kube, &names);
+    let mut missing: std::collections::HashSet<String> = names.iter().cloned().collect();
+    let mut read = 0;
+    let mut last = first_failure;
+    let deadline =
+        Instant::now() + Duration::from_secs(60) + Duration::from_millis(1500) * n as u32;
+    while !missing.is_empty() && Instant::now() < deadline {
+        let calls = slack.calls_since(read);
+        read += calls.len();
+        for call in calls {
+            if call.method != "chat.postMessage" && call.method != "chat.update" {
+                continue;
+            }
+            for name in storm_names(&call.params.to_string()) {
+                if missing.remove(&name) {
+                    last = call.at;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stragglers (retries, duplicates) have a moment to arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(bot);
+    let posts = slack.attempts("chat.postMessage");
+    let limited = slack.rate_limited("chat.postMessage");
+    let updates = slack.attempts("chat.update");
+    let updates_limited = slack.rate_limited("chat.update");
+    json!({
+        "cronjobs": n,
+        "all_accounted_for": missing.is_empty(),
+        "not_accounted_for": missing.len(),
+        "seconds_to_all": round(last.saturating_duration_since(first_failure).as_secs_f64()),
+        "post_message_calls": posts,
+        "post_message_429s": limited,
+        "update_calls": updates,
+        "update_429s": updates_limited,
+        "share_429": round((limited + updates_limited) as f64 / (posts + updates).max(1) as f64),
+        "top_level_posts": slack.top_level_posts("C_BENCH"),
+    })
+}
+
 /// Requests to the bot's custom resources since request `from`, by method.
 fn cr_requests(kube: &FakeKube, from: usize) -> (usize, serde_json::Value) {
     let requests = kube.requests();
@@ -1019,6 +1113,11 @@ async fn main() {
         // `cargo bench -- --list` / `cargo test --benches` probes: nothing to list.
         return;
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("storm_limited") {
+        let storm = storm_limited_scenario().await;
+        println!("{}", json!({"bench": "e2e", "storm_limited": storm}));
+        return;
+    }
     let kube = FakeKube::start().await;
     let slack = FakeSlack::start("bench-secret").await;
     populate(&kube);
@@ -1106,5 +1205,6 @@ async fn main() {
     });
     line.as_object_mut().unwrap().extend(teams);
     line["ha"] = ha;
+    line["storm_limited"] = storm_limited_scenario().await;
     println!("{line}");
 }

@@ -137,6 +137,16 @@ pub struct Settings {
     /// posted without them (they follow by update). `0s`: post at once.
     #[arg(long, env = "RERUN_BOT_CAPTURE_BUDGET", default_value = "0s")]
     pub capture_budget: humantime::Duration,
+    /// How sends to a channel are paced: `platform` (at Slack's and Teams'
+    /// documented rates, so 429s stay rare) or `off` (only a 429 slows a
+    /// channel down; for fakes without rate limits).
+    #[arg(
+        long,
+        env = "RERUN_BOT_CHAT_PACING",
+        value_enum,
+        default_value = "platform"
+    )]
+    pub chat_pacing: crate::chat::pacing::Pacing,
     /// Log output format.
     #[arg(long, env = "RERUN_BOT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

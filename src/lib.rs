@@ -101,11 +101,10 @@ impl Bot {
             Some(token) => {
                 let (client, _) = slack::client(&settings.slack_api_url)
                     .map_err(|e| StartError::Slack(e.to_string()))?;
-                chats.slack = Some(Arc::new(SlackChat::new(
-                    client.clone(),
-                    token,
-                    metrics.clone(),
-                )));
+                chats.slack = Some(Arc::new(
+                    SlackChat::new(client.clone(), token, metrics.clone())
+                        .with_pacing(settings.chat_pacing),
+                ));
                 destinations.push(Destination {
                     platform: Platform::Slack,
                     default_channel: settings.channel.clone().unwrap_or_default(),
@@ -129,7 +128,8 @@ impl Bot {
                         },
                         metrics.clone(),
                     )
-                    .map_err(StartError::Teams)?,
+                    .map_err(StartError::Teams)?
+                    .with_pacing(settings.chat_pacing),
                 );
                 chats.teams = Some(teams.clone());
                 destinations.push(Destination {

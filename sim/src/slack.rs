@@ -15,6 +15,10 @@
 //! - `chat.update` only updates a message that was posted; `views.open` needs a
 //!   trigger id this fake issued, unused and at most 3 s old; a `response_url`
 //!   takes at most 5 posts.
+//! - with [`FakeSlack::enforce_rate_limits`] (off by default), Slack's rate
+//!   limits: `chat.postMessage` about one a second per channel after a short
+//!   burst, `chat.update` Tier 3 (about 50 a minute, workspace-wide); over them
+//!   the answer is HTTP 429, `Retry-After: <seconds>`, `{"ok":false,"error":"ratelimited"}`.
 //!
 //! Self-contained on purpose (no bot types, no test-only shortcuts), so it can
 //! move into a crate of its own for `rerun-bot demo`.
@@ -242,6 +246,69 @@ enum Fault {
     Delay(Duration),
 }
 
+/// Slack's rate limits as the fake enforces them ([`FakeSlack::enforce_rate_limits`]):
+/// token buckets that hold `*_burst` calls and refill one per `*_every`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// `chat.postMessage` per channel (thread replies included).
+    pub post_burst: u32,
+    pub post_every: Duration,
+    /// `chat.update`, the whole workspace (Tier 3 is per method and workspace).
+    pub update_burst: u32,
+    pub update_every: Duration,
+}
+
+impl RateLimits {
+    /// As Slack documents them: "1 message per second per channel", short
+    /// bursts allowed (5 here); `chat.update` Tier 3, 50 a minute (burst 10).
+    pub fn slack() -> Self {
+        RateLimits {
+            post_burst: 5,
+            post_every: Duration::from_secs(1),
+            update_burst: 10,
+            update_every: Duration::from_millis(1200),
+        }
+    }
+
+    /// The bucket `method` draws from (`None`: not limited).
+    fn bucket(&self, method: &str, params: &Value) -> Option<(String, u32, Duration)> {
+        match method {
+            "chat.postMessage" => Some((
+                format!(
+                    "chat.postMessage {}",
+                    str_of(params, "channel").unwrap_or_default()
+                ),
+                self.post_burst,
+                self.post_every,
+            )),
+            "chat.update" => Some(("chat.update".into(), self.update_burst, self.update_every)),
+            _ => None,
+        }
+    }
+}
+
+/// One token bucket: `tokens` as of `at`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// Takes a token, or says how long until there is one.
+    fn take(&mut self, now: Instant, burst: u32, every: Duration) -> Result<(), Duration> {
+        let every = every.as_secs_f64().max(1e-6);
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() / every;
+        self.tokens = (self.tokens + refill).min(f64::from(burst));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) * every))
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChannelState {
     NotMember,
@@ -285,9 +352,26 @@ struct FakeState {
     sockets: Vec<Socket>,
     pending_acks: HashMap<String, oneshot::Sender<Value>>,
     socket_acks: Vec<Value>,
+    rate_limits: Option<RateLimits>,
+    buckets: HashMap<String, Bucket>,
+    /// Attempts the rate limiter answered 429, by method.
+    throttled: HashMap<String, usize>,
 }
 
 impl FakeState {
+    /// `Some(retry_after_secs)` when `method` is over its rate limit now.
+    fn throttle(&mut self, method: &str, params: &Value, now: Instant) -> Option<u64> {
+        let (key, burst, every) = self.rate_limits?.bucket(method, params)?;
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: f64::from(burst),
+            at: now,
+        });
+        let wait = bucket.take(now, burst, every).err()?;
+        *self.throttled.entry(method.to_string()).or_default() += 1;
+        // Slack's Retry-After is whole seconds.
+        Some(wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
     fn next_id(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -600,6 +684,42 @@ impl FakeSlack {
     /// retry_after_secs`, body `{"ok":false,"error":"ratelimited"}`.
     pub fn rate_limit_next(&self, method: &str, times: usize, retry_after_secs: u64) {
         self.push_fault(method, times, || Fault::RateLimit(retry_after_secs));
+    }
+
+    /// From now on `chat.postMessage` and `chat.update` are held to `limits`
+    /// (e.g. [`RateLimits::slack`]); off until called.
+    pub fn enforce_rate_limits(&self, limits: RateLimits) {
+        let mut st = self.lock();
+        st.rate_limits = Some(limits);
+        st.buckets.clear();
+    }
+
+    /// How many attempts at `method` were answered HTTP 429 (by the rate
+    /// limiter or by [`FakeSlack::rate_limit_next`]).
+    pub fn rate_limited(&self, method: &str) -> usize {
+        self.lock()
+            .attempts
+            .iter()
+            .filter(|c| c.method == method && c.status == 429)
+            .count()
+    }
+
+    /// How many attempts at `method` the rate limiter answered 429.
+    pub fn throttled(&self, method: &str) -> usize {
+        self.lock().throttled.get(method).copied().unwrap_or(0)
+    }
+
+    /// Messages posted at the top level of `channel` (not into a thread).
+    pub fn top_level_posts(&self, channel: &str) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| {
+                c.method == "chat.postMessage"
+                    && c.response["channel"].as_str() == Some(channel)
+                    && str_of(&c.params, "thread_ts").is_none_or(|t| t.is_empty())
+            })
+            .count()
     }
 
     /// The next `times` attempts at `method` get this HTTP status (500, 503, …).
@@ -1036,6 +1156,11 @@ impl FakeSlack {
                 let mut st = self.lock();
                 st.faults.get_mut(&method).and_then(|q| q.pop_front())
             };
+            let fault = fault.or_else(|| {
+                self.lock()
+                    .throttle(&method, &params, at)
+                    .map(Fault::RateLimit)
+            });
             match fault {
                 Some(Fault::RateLimit(secs)) => (
                     429,

@@ -180,11 +180,15 @@ impl App {
 
     /// Claims `key` for this process until the guard drops; `None`: taken.
     pub(crate) fn claim(&self, key: String) -> Option<Claim<'_>> {
-        self.in_flight
+        // `then`, not `then_some`: a Claim built for a key already taken would
+        // be dropped at once, under the lock, and its drop locks again (and
+        // would release the other holder's claim).
+        let fresh = self
+            .in_flight
             .lock()
             .expect("in-flight lock")
-            .insert(key.clone())
-            .then_some(Claim { app: self, key })
+            .insert(key.clone());
+        fresh.then(|| Claim { app: self, key })
     }
 
     /// What only the leader does: alerts (the Job watch), pending alerts,

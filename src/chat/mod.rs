@@ -8,6 +8,7 @@
 //! [`Platform::of`] tells whose they are, so [`Chats`] can route every call to
 //! the adapter that made the id, and stored ids need no migration.
 
+pub mod pacing;
 pub mod slack;
 pub mod teams;
 pub mod wording;

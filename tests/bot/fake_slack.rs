@@ -1264,3 +1264,93 @@ async fn socket_mode_over_ws() {
     fake.assert_all_taken();
     fake.assert_no_violations();
 }
+
+#[tokio::test]
+async fn the_rate_limiter_answers_429_with_retry_after_as_slack_does() {
+    use crate::support::slack::RateLimits;
+    let fake = FakeSlack::start(SECRET).await;
+    let session_client = client(&fake);
+    let token = bot_token();
+    let session = session_client.open_session(&token);
+    // Refills slow enough that nothing comes back during the test.
+    fake.enforce_rate_limits(RateLimits {
+        post_burst: 2,
+        post_every: Duration::from_secs(60),
+        update_burst: 1,
+        update_every: Duration::from_secs(60),
+    });
+
+    // Per channel: the burst goes through, the next is refused.
+    let first = session
+        .chat_post_message(&post_req("C_ALERTS", "one", vec![]))
+        .await
+        .expect("within the burst");
+    session
+        .chat_post_message(&post_req("C_ALERTS", "two", vec![]))
+        .await
+        .expect("within the burst");
+    match session
+        .chat_post_message(&post_req("C_ALERTS", "three", vec![]))
+        .await
+    {
+        Err(SlackClientError::RateLimitError(e)) => {
+            assert_eq!(e.retry_after, Some(Duration::from_secs(60)));
+            assert_eq!(e.code.as_deref(), Some("ratelimited"));
+        }
+        other => panic!("expected a rate limit error, got {other:?}"),
+    }
+    let refused = fake.attempt_log("chat.postMessage").pop().unwrap();
+    assert_eq!(
+        (refused.status, refused.error()),
+        (429, Some("ratelimited"))
+    );
+    // Another channel has its own budget; a reply in a thread counts against it.
+    let mut reply = post_req("C_OTHER", "in a thread", vec![]);
+    reply.thread_ts = Some("1700000000.000100".into());
+    session
+        .chat_post_message(&reply)
+        .await
+        .expect("another channel");
+    session
+        .chat_post_message(&post_req("C_OTHER", "top", vec![]))
+        .await
+        .expect("another channel");
+    assert!(matches!(
+        session
+            .chat_post_message(&post_req("C_OTHER", "too many", vec![]))
+            .await,
+        Err(SlackClientError::RateLimitError(_))
+    ));
+
+    // chat.update: one budget for the workspace.
+    let update = |text: &str| {
+        SlackApiChatUpdateRequest::new(
+            first.channel.clone(),
+            SlackMessageContent::new().with_text(text.into()),
+            first.ts.clone(),
+        )
+    };
+    session
+        .chat_update(&update("edited"))
+        .await
+        .expect("within the burst");
+    assert!(matches!(
+        session.chat_update(&update("again")).await,
+        Err(SlackClientError::RateLimitError(e)) if e.retry_after == Some(Duration::from_secs(60))
+    ));
+
+    assert_eq!(fake.attempts("chat.postMessage"), 6);
+    assert_eq!(fake.rate_limited("chat.postMessage"), 2);
+    assert_eq!(fake.throttled("chat.postMessage"), 2);
+    assert_eq!(fake.rate_limited("chat.update"), 1);
+    assert_eq!(fake.top_level_posts("C_ALERTS"), 2);
+    assert_eq!(fake.top_level_posts("C_OTHER"), 1);
+    // Other methods are not limited.
+    session.auth_test().await.expect("not limited");
+    for _ in 0..4 {
+        fake.next_message().await;
+    }
+    fake.next_update().await;
+    fake.assert_all_taken();
+    fake.assert_no_violations();
+}

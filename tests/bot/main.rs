@@ -14,6 +14,7 @@ mod fake_teams;
 mod ha;
 mod hold;
 mod manifests;
+mod pacing;
 mod rerun;
 mod security;
 mod service;

@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
+use super::pacing::{Lane, Limit, Pacer, Pacing, SendError};
 use super::{
     ButtonClick, Chat, ChatError, Form, FormKind, FormSubmission, Interaction, MessageRef,
     Outgoing, Reply, SlashCommand,
@@ -57,11 +58,41 @@ pub fn client(api_url: &str) -> std::io::Result<(Arc<Client>, String)> {
     Ok((Arc::new(SlackClient::new(connector)), api_url))
 }
 
+/// Slack's limits as the bot paces itself: `chat.postMessage` "1 per second
+/// per channel" with a short burst (Slack allows a little more, so a clock's
+/// jitter never costs a 429); `chat.update` Tier 3, 50 a minute per workspace.
+fn post_limits(pacing: Pacing) -> Vec<Limit> {
+    match pacing {
+        Pacing::Platform => vec![Limit::Bucket {
+            burst: 4,
+            every: Duration::from_secs(1),
+        }],
+        Pacing::Off => Vec::new(),
+    }
+}
+
+fn update_limits(pacing: Pacing) -> Vec<Limit> {
+    match pacing {
+        Pacing::Platform => vec![Limit::Bucket {
+            burst: 8,
+            every: Duration::from_millis(1200),
+        }],
+        Pacing::Off => Vec::new(),
+    }
+}
+
+/// `chat.update` is limited per workspace: one queue for all of it.
+const UPDATES: &str = "chat.update";
+
 pub struct SlackChat {
     client: Arc<Client>,
     token: SlackApiToken,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
+    /// `chat.postMessage`, one queue per channel, one call in flight each.
+    posts: Pacer,
+    /// `chat.update`, one queue.
+    updates: Pacer,
 }
 
 impl SlackChat {
@@ -71,7 +102,15 @@ impl SlackChat {
             token: SlackApiToken::new(bot_token.into()),
             metrics,
             retry: RetryPolicy::default(),
+            posts: Pacer::new("slack", post_limits(Pacing::Platform), 1),
+            updates: Pacer::new("slack", update_limits(Pacing::Platform), 4),
         }
+    }
+
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.posts = Pacer::new("slack", post_limits(pacing), 1);
+        self.updates = Pacer::new("slack", update_limits(pacing), 4);
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -79,9 +118,41 @@ impl SlackChat {
         self
     }
 
-    /// Runs one Web API call with retries: 429 waits for `Retry-After`, 5xx and
-    /// network errors back off exponentially; Slack's own errors are final.
+    /// Runs one Web API call outside the paced queues, with retries: 429
+    /// waits for `Retry-After`, the rest as [`SlackChat::attempt`].
     async fn call<T, F, Fut>(&self, method: &str, f: F) -> Result<T, ChatError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ClientResult<T>>,
+    {
+        let mut limited = 0;
+        loop {
+            match self.attempt(method, &f).await {
+                Ok(v) => return Ok(v),
+                Err(SendError::Failed(e)) => return Err(e),
+                Err(SendError::RateLimited(after)) => {
+                    limited += 1;
+                    if limited >= self.retry.attempts {
+                        return Err(ChatError::Unavailable(format!("{method}: rate limited")));
+                    }
+                    let wait = after
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(self.retry.max_backoff);
+                    tracing::warn!(
+                        method,
+                        wait_ms = wait.as_millis() as u64,
+                        "Slack API call rate limited; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Runs one Web API call: 5xx and network errors back off exponentially;
+    /// a 429 goes back to the caller (a paced queue, or [`SlackChat::call`]);
+    /// Slack's own errors are final.
+    async fn attempt<T, F, Fut>(&self, method: &str, f: F) -> Result<T, SendError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = ClientResult<T>>,
@@ -102,11 +173,9 @@ impl SlackChat {
                 })
                 .inc();
             let wait = match &err {
-                SlackClientError::RateLimitError(e) => Some(
-                    e.retry_after
-                        .unwrap_or(Duration::from_secs(1))
-                        .min(self.retry.max_backoff),
-                ),
+                SlackClientError::RateLimitError(e) => {
+                    return Err(SendError::RateLimited(e.retry_after));
+                }
                 SlackClientError::HttpError(e) if e.status_code.is_server_error() => Some(backoff),
                 SlackClientError::HttpProtocolError(_)
                 | SlackClientError::SystemError(_)
@@ -130,9 +199,11 @@ impl SlackChat {
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(self.retry.max_backoff);
                 }
-                Some(_) => return Err(ChatError::Unavailable(format!("{method}: {err}"))),
+                Some(_) => {
+                    return Err(ChatError::Unavailable(format!("{method}: {err}")).into());
+                }
                 None => {
-                    return Err(match &err {
+                    return Err(SendError::Failed(match &err {
                         SlackClientError::ApiError(e)
                             if matches!(
                                 e.code.as_str(),
@@ -142,7 +213,7 @@ impl SlackChat {
                             ChatError::ChannelUnavailable(e.code.clone())
                         }
                         _ => ChatError::Api(format!("{method}: {err}")),
-                    });
+                    }));
                 }
             }
         }
@@ -173,6 +244,7 @@ impl Chat for SlackChat {
         thread_ts: Option<&str>,
         message: Outgoing<'_>,
     ) -> Result<MessageRef, ChatError> {
+        let lane = Lane::of(&message);
         let rendered = Self::render(&message);
         let mut req = SlackApiChatPostMessageRequest::new(
             channel.into(),
@@ -183,12 +255,16 @@ impl Chat for SlackChat {
         req.thread_ts = thread_ts.map(|ts| ts.into());
         // Mentions only where the bot writes them itself (`<@U…>`); never parse user text.
         req.link_names = Some(false);
+        let (this, req) = (self, &req);
         let res = self
-            .call("chat.postMessage", || async {
-                self.client
-                    .open_session(&self.token)
-                    .chat_post_message(&req)
-                    .await
+            .posts
+            .send(channel, lane, || {
+                this.attempt("chat.postMessage", move || async move {
+                    this.client
+                        .open_session(&this.token)
+                        .chat_post_message(req)
+                        .await
+                })
             })
             .await?;
         Ok(MessageRef {
@@ -198,6 +274,7 @@ impl Chat for SlackChat {
     }
 
     async fn update(&self, at: &MessageRef, message: Outgoing<'_>) -> Result<(), ChatError> {
+        let lane = Lane::of(&message);
         let rendered = Self::render(&message);
         let req = SlackApiChatUpdateRequest::new(
             at.channel.clone().into(),
@@ -206,13 +283,14 @@ impl Chat for SlackChat {
                 .with_blocks(rendered.blocks),
             at.ts.clone().into(),
         );
-        self.call("chat.update", || async {
-            self.client
-                .open_session(&self.token)
-                .chat_update(&req)
-                .await
-        })
-        .await?;
+        let (this, req) = (self, &req);
+        self.updates
+            .send(UPDATES, lane, || {
+                this.attempt("chat.update", move || async move {
+                    this.client.open_session(&this.token).chat_update(req).await
+                })
+            })
+            .await?;
         Ok(())
     }
 

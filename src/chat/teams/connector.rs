@@ -1,7 +1,9 @@
 //! Outbound to Teams: the bot's token (OAuth2 client credentials, cached) and
 //! the Bot Connector REST calls (`/v3/conversations…`).
 //!
-//! 429 honours `Retry-After`; 412, 502, 503 and 504 are retried with backoff;
+//! A 429 goes back to the caller with its `Retry-After` (the conversation's
+//! paced queue waits, then sends again); 412, 502, 503 and 504 are retried
+//! with backoff (a POST after a 504 or a timeout is not: it may have landed);
 //! 403 (the bot was removed from the team) and 404 (no such conversation) are
 //! [`ChatError::ChannelUnavailable`]; anything else is an API error.
 
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::chat::ChatError;
+use crate::chat::pacing::SendError;
 use crate::metrics::{MethodLabel, Metrics};
 
 const SCOPE: &str = "https://api.botframework.com/.default";
@@ -122,7 +125,7 @@ impl Connector {
         channel: &str,
         tenant: &str,
         activity: Value,
-    ) -> Result<Created, ChatError> {
+    ) -> Result<Created, SendError> {
         let body = json!({
             "isGroup": true,
             "channelData": {"channel": {"id": channel}, "tenant": {"id": tenant}},
@@ -132,7 +135,7 @@ impl Connector {
         let url = format!("{}v3/conversations", base(service_url));
         self.call("create_conversation", Method::POST, &url, Some(&body))
             .await
-            .and_then(parse)
+            .and_then(|v| parse(v).map_err(SendError::Failed))
     }
 
     /// A 1:1 chat with a person (their per-bot id `29:…`).
@@ -142,7 +145,7 @@ impl Connector {
         user_id: &str,
         tenant: &str,
         bot_id: &str,
-    ) -> Result<Created, ChatError> {
+    ) -> Result<Created, SendError> {
         let body = json!({
             "isGroup": false,
             "bot": {"id": format!("28:{bot_id}")},
@@ -153,7 +156,7 @@ impl Connector {
         let url = format!("{}v3/conversations", base(service_url));
         self.call("create_conversation", Method::POST, &url, Some(&body))
             .await
-            .and_then(parse)
+            .and_then(|v| parse(v).map_err(SendError::Failed))
     }
 
     /// Sends into a conversation (a thread when the id carries `;messageid=`).
@@ -162,7 +165,7 @@ impl Connector {
         service_url: &str,
         conversation: &str,
         activity: &Value,
-    ) -> Result<String, ChatError> {
+    ) -> Result<String, SendError> {
         let url = format!(
             "{}v3/conversations/{}/activities",
             base(service_url),
@@ -171,7 +174,7 @@ impl Connector {
         let created: Created = self
             .call("send_to_conversation", Method::POST, &url, Some(activity))
             .await
-            .and_then(parse)?;
+            .and_then(|v| parse(v).map_err(SendError::Failed))?;
         Ok(created.id)
     }
 
@@ -182,7 +185,7 @@ impl Connector {
         conversation: &str,
         activity_id: &str,
         activity: &Value,
-    ) -> Result<(), ChatError> {
+    ) -> Result<(), SendError> {
         let url = format!(
             "{}v3/conversations/{}/activities/{}",
             base(service_url),
@@ -200,13 +203,13 @@ impl Connector {
         method: Method,
         url: &str,
         body: Option<&Value>,
-    ) -> Result<Value, ChatError> {
+    ) -> Result<Value, SendError> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut not_sent = false;
-            let token = self.token().await?;
+            let token = self.token().await.map_err(SendError::Failed)?;
             let mut request = self
                 .http
                 .request(method.clone(), url)
@@ -241,8 +244,7 @@ impl Connector {
             let retryable = match status {
                 None => idempotent || not_sent,
                 Some(s) => {
-                    s == StatusCode::TOO_MANY_REQUESTS
-                        || s == StatusCode::PRECONDITION_FAILED
+                    s == StatusCode::PRECONDITION_FAILED
                         || s == StatusCode::BAD_GATEWAY
                         || s == StatusCode::SERVICE_UNAVAILABLE
                         || (s == StatusCode::GATEWAY_TIMEOUT && idempotent)
@@ -265,11 +267,15 @@ impl Connector {
                     *self.token.lock().await = None;
                     continue;
                 }
+                Some(StatusCode::TOO_MANY_REQUESTS) => {
+                    // Not sent: the paced queue waits and sends it again.
+                    return Err(SendError::RateLimited(retry_after));
+                }
                 Some(s) if s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND => {
-                    return Err(ChatError::ChannelUnavailable(format!(
+                    return Err(SendError::Failed(ChatError::ChannelUnavailable(format!(
                         "{method_name}: {s} {}",
                         error_code(&text)
-                    )));
+                    ))));
                 }
                 _ if retryable && attempt < ATTEMPTS => {
                     let wait = retry_after.unwrap_or(backoff).min(MAX_WAIT);
@@ -283,15 +289,18 @@ impl Connector {
                     backoff = (backoff * 2).min(MAX_WAIT);
                 }
                 Some(s) if retryable => {
-                    return Err(ChatError::Unavailable(format!("{method_name}: {s}")));
+                    return Err(ChatError::Unavailable(format!("{method_name}: {s}")).into());
                 }
                 Some(s) => {
                     return Err(ChatError::Api(format!(
                         "{method_name}: {s} {}",
                         error_code(&text)
-                    )));
+                    ))
+                    .into());
                 }
-                None => return Err(ChatError::Unavailable(format!("{method_name}: {text}"))),
+                None => {
+                    return Err(ChatError::Unavailable(format!("{method_name}: {text}")).into());
+                }
             }
         }
     }

@@ -17,12 +17,14 @@ pub mod http;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::pacing::{Lane, Limit, Pacer, Pacing};
 use super::{Chat, ChatError, Form, MessageRef, Outgoing, Reply};
 use crate::metrics::Metrics;
 
@@ -47,6 +49,23 @@ struct Person {
     /// Their 1:1 chat with the bot, once known.
     personal: Option<String>,
 }
+
+/// Teams' limits per bot and thread (DESIGN.md: 7 a second, 60 per 30 s,
+/// 1,800 an hour; a new thread counts against its channel), the longer
+/// windows with a margin for a clock's jitter.
+fn limits(pacing: Pacing) -> Vec<Limit> {
+    let window = |max, secs| Limit::Window {
+        max,
+        window: Duration::from_secs(secs),
+    };
+    match pacing {
+        Pacing::Platform => vec![window(7, 1), window(58, 30), window(1780, 3600)],
+        Pacing::Off => Vec::new(),
+    }
+}
+
+/// The queue that 1:1 chats are created in (not limited per thread).
+const NEW_PERSONAL_CHATS: &str = "personal chats";
 
 /// Forms waiting for their invoke's answer, at most.
 const FORMS_KEPT: usize = 1000;
@@ -89,6 +108,9 @@ pub struct TeamsChat {
     cards: Mutex<SentCards>,
     triggers: AtomicU64,
     metrics: Arc<Metrics>,
+    /// One queue per thread (a new thread: its channel; a chat: itself),
+    /// where Teams counts its limits.
+    pacer: Pacer,
 }
 
 impl TeamsChat {
@@ -114,7 +136,13 @@ impl TeamsChat {
             triggers: AtomicU64::new(0),
             metrics,
             settings,
+            pacer: Pacer::new("teams", limits(Pacing::Platform), 1),
         })
+    }
+
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacer = Pacer::new("teams", limits(pacing), 1);
+        self
     }
 
     fn settings_channel(&self) -> String {
@@ -253,15 +281,20 @@ impl TeamsChat {
         channel: &str,
         thread_ts: Option<&str>,
         card: Value,
+        lane: Lane,
     ) -> Result<MessageRef, ChatError> {
         let activity = card_activity(card.clone());
         let service_url = self.service_url();
+        let (connector, url, activity) = (&self.connector, service_url.as_str(), &activity);
         let ts = if is_team_channel(channel) {
             match thread_ts {
                 None => {
+                    let tenant = self.settings.tenant_id.as_str();
                     let created = self
-                        .connector
-                        .create_thread(&service_url, channel, &self.settings.tenant_id, activity)
+                        .pacer
+                        .send(channel, lane, move || {
+                            connector.create_thread(url, channel, tenant, activity.clone())
+                        })
                         .await?;
                     created
                         .activity_id
@@ -270,16 +303,22 @@ impl TeamsChat {
                 }
                 Some(thread) => {
                     let root = split_ts(thread).0;
+                    let conversation = thread_conversation(channel, root);
+                    let conversation = conversation.as_str();
                     let id = self
-                        .connector
-                        .send(&service_url, &thread_conversation(channel, root), &activity)
+                        .pacer
+                        .send(conversation, lane, move || {
+                            connector.send(url, conversation, activity)
+                        })
                         .await?;
                     format!("{root}/{id}")
                 }
             }
         } else {
-            self.connector
-                .send(&service_url, channel, &activity)
+            self.pacer
+                .send(channel, lane, move || {
+                    connector.send(url, channel, activity)
+                })
                 .await?
         };
         let at = MessageRef {
@@ -301,20 +340,22 @@ impl TeamsChat {
         let conversation = match person.personal {
             Some(c) => c,
             None => {
+                let url = self.service_url();
+                let (connector, url, id) = (&self.connector, url.as_str(), person.id.as_str());
+                let (tenant, app) = (&self.settings.tenant_id, &self.settings.app_id);
                 let created = self
-                    .connector
-                    .create_personal(
-                        &self.service_url(),
-                        &person.id,
-                        &self.settings.tenant_id,
-                        &self.settings.app_id,
-                    )
+                    .pacer
+                    .send(NEW_PERSONAL_CHATS, Lane::Interactive, move || {
+                        connector.create_personal(url, id, tenant, app)
+                    })
                     .await?;
                 self.learn_personal_chat(user, &created.id);
                 created.id
             }
         };
-        self.send_card(&conversation, None, card).await.map(|_| ())
+        self.send_card(&conversation, None, card, Lane::Interactive)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -326,11 +367,13 @@ impl Chat for TeamsChat {
         thread_ts: Option<&str>,
         message: Outgoing<'_>,
     ) -> Result<MessageRef, ChatError> {
+        let lane = Lane::of(&message);
         let card = self.render(&message);
-        self.send_card(channel, thread_ts, card).await
+        self.send_card(channel, thread_ts, card, lane).await
     }
 
     async fn update(&self, at: &MessageRef, message: Outgoing<'_>) -> Result<(), ChatError> {
+        let lane = Lane::of(&message);
         let card = self.render(&message);
         let (root, activity_id) = split_ts(&at.ts);
         let conversation = if is_team_channel(&at.channel) {
@@ -340,8 +383,17 @@ impl Chat for TeamsChat {
         };
         let mut activity = card_activity(card.clone());
         activity["id"] = json!(activity_id);
-        self.connector
-            .update(&self.service_url(), &conversation, activity_id, &activity)
+        let url = self.service_url();
+        let (connector, url, conversation, activity) = (
+            &self.connector,
+            url.as_str(),
+            conversation.as_str(),
+            &activity,
+        );
+        self.pacer
+            .send(conversation, lane, move || {
+                connector.update(url, conversation, activity_id, activity)
+            })
             .await?;
         self.cards.lock().expect("cards lock").remember(at, card);
         Ok(())
@@ -356,7 +408,10 @@ impl Chat for TeamsChat {
         let card = self.render_reply(reply);
         if channel.starts_with("a:") {
             // Already the person's 1:1 chat with the bot.
-            return self.send_card(channel, None, card).await.map(|_| ());
+            return self
+                .send_card(channel, None, card, Lane::Interactive)
+                .await
+                .map(|_| ());
         }
         self.tell(user, card).await
     }

@@ -121,9 +121,15 @@ pub struct Settings {
     /// Bearer token for `GET /audit`; unset: the endpoint is off.
     #[arg(long, env = "RERUN_BOT_AUDIT_TOKEN", hide_env_values = true)]
     pub audit_token: Option<String>,
-    /// Repeated failures of a CronJob within this window of its first alert go into that alert's thread.
-    #[arg(long, env = "RERUN_BOT_THREAD_WINDOW", default_value = "6h")]
+    /// Re-surface age: a CronJob's failures are one incident (one alert, the
+    /// rest in its thread) until a Job of it succeeds; an incident whose alert
+    /// is older than this comes back as a new top-level alert.
+    #[arg(long, env = "RERUN_BOT_THREAD_WINDOW", default_value = "24h")]
     pub thread_window: humantime::Duration,
+    /// More CronJobs than this opening an incident in one channel within a
+    /// minute make a storm: one digest message instead of an alert each. `0`: off.
+    #[arg(long, env = "RERUN_BOT_STORM_THRESHOLD", default_value_t = 5)]
+    pub storm_threshold: usize,
     /// Audit events, finished rerun requests and finished holds are kept this long.
     #[arg(long, env = "RERUN_BOT_AUDIT_RETENTION", default_value = "180d")]
     pub audit_retention: humantime::Duration,

@@ -160,6 +160,7 @@ impl Bot {
                 capture_budget: settings.capture_budget.into(),
                 pending_retry: Duration::from_secs(30),
                 audit_retention: settings.audit_retention.into(),
+                storm_threshold: settings.storm_threshold,
             },
             RerunSettings {
                 policy: Policy::new(&settings.requesters, &settings.approvers, &settings.admins),

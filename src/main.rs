@@ -105,7 +105,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), String> {
         println!("nothing new to copy: everything was there already");
     } else {
         println!(
-            "see them: kubectl get rerunrequests,maintenanceholds,jobalerts,alertthreads,auditevents -n {namespace}"
+            "see them: kubectl get rerunrequests,maintenanceholds,jobalerts,alertthreads,auditevents,botrecords -n {namespace}"
         );
     }
     Ok(())

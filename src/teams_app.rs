@@ -264,6 +264,8 @@ mod tests {
                     "hold",
                     "resume",
                     "cronjobs",
+                    "snooze",
+                    "unsnooze",
                     "help"
                 ]
             );

@@ -573,6 +573,19 @@ impl FakeSlack {
         Message::from_call(&self.next_call("chat.update").await)
     }
 
+    /// Every `chat.update` of the message `ts` so far, in order; marks them taken.
+    pub fn updates_of(&self, ts: &str) -> Vec<Message> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        for i in 0..st.calls.len() {
+            if st.calls[i].method == "chat.update" && st.calls[i].params["ts"] == ts {
+                st.taken[i] = true;
+                out.push(Message::from_call(&st.calls[i]));
+            }
+        }
+        out
+    }
+
     pub async fn next_ephemeral(&self) -> Message {
         Message::from_call(&self.next_call("chat.postEphemeral").await)
     }

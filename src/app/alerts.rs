@@ -18,8 +18,9 @@ use futures::StreamExt;
 use super::{App, BOT_ACTOR, Destination};
 use crate::chat::{ChatError, MessageRef, Outgoing, Platform};
 use crate::core::alert::LogTail;
-use crate::core::alert::{self, AlertDecision, Grouping, ThreadState};
-use crate::core::{ContainerExit, CronJobSnapshot, FailureAlert, JobSnapshot};
+use crate::core::alert::{self, AlertDecision, ThreadState};
+use crate::core::incident::{self, Grouping};
+use crate::core::{AlertStory, ContainerExit, CronJobSnapshot, FailureAlert, JobSnapshot};
 use crate::kube::Watched;
 use crate::metrics::ResourceLabel;
 use crate::store::{AlertRecord, AlertState, AuditEvent, alert_key, thread_key};
@@ -105,9 +106,15 @@ impl App {
     /// Cheap triage of every Job event (the store answers from memory); the
     /// work happens in a task.
     async fn on_job(self: &Arc<Self>, job: JobSnapshot) {
-        // The bot's own reruns report into their request's thread, not as alerts.
+        // Every finished run counts in its CronJob's history; a success ends its incident.
+        let success = self.on_finished_job(&job);
+        // The bot's own reruns report into their request's thread, not as
+        // alerts (and end the incident after that report).
         if self.on_rerun_job(&job).await {
             return;
+        }
+        if let Some(run) = success {
+            self.spawn_close_incidents(&job, run);
         }
         if job.failed.is_none() || job.cronjob.is_none() {
             return;
@@ -187,6 +194,7 @@ impl App {
                 status: None,
                 number: 0,
                 platform: d.platform,
+                digest: None,
             };
             match self.store.insert_alert_if_absent(&key, &record).await {
                 Ok(true) => records.push((key, record)),
@@ -273,12 +281,12 @@ impl App {
             tracing::warn!(error = %e, "cannot store the alert details");
         }
         // Still pending: the retry posts it with the details.
-        let Some((at, failures, reply)) = self.posted_alert(&record).await else {
+        let Some((at, story, reply)) = self.posted_alert(&record).await else {
             return;
         };
         let message = Outgoing::Alert {
             alert: &record.alert,
-            failures,
+            story: &story,
             reply,
             status: record.status.as_deref(),
         };
@@ -287,12 +295,15 @@ impl App {
         }
     }
 
-    /// Where a posted alert is, the failure count it shows, and whether it is
-    /// a reply in a thread; `None` while it is pending.
+    /// Where a posted alert is, the story it shows, and whether it is a
+    /// reply in a thread; `None` while it is pending.
     pub(crate) async fn posted_alert(
         &self,
         record: &AlertRecord,
-    ) -> Option<(MessageRef, u32, bool)> {
+    ) -> Option<(MessageRef, AlertStory, bool)> {
+        if record.digest.is_some() {
+            return None; // a line of a storm digest: no message of its own
+        }
         let AlertState::Posted {
             ts,
             thread_ts,
@@ -307,11 +318,10 @@ impl App {
             .await
             .ok()
             .flatten();
-        let (reply, failures) = match (thread_ts, &thread) {
-            (Some(_), _) => (true, record.number.max(2)),
-            (None, Some(t)) if t.ts == *ts => (false, t.failures),
-            (None, _) => (false, 1),
-        };
+        let reply = thread_ts.is_some();
+        // The thread's story belongs to its first alert only.
+        let own = thread.as_ref().filter(|t| t.ts == *ts || reply);
+        let story = self.story(record, own, reply);
         let channel = channel
             .clone()
             .or_else(|| {
@@ -325,7 +335,7 @@ impl App {
                 channel,
                 ts: ts.clone(),
             },
-            failures,
+            story,
             reply,
         ))
     }
@@ -366,30 +376,87 @@ impl App {
                 None
             }
         };
-        let grouping = alert::group(
+        let failed_at = record.alert.failed_at;
+        let grouping = incident::group(
             thread.as_ref(),
             &record.channel,
+            failed_at,
             now,
             chrono_duration(self.settings.thread_window),
         );
+        // The incident as it is once this failure is in it.
+        let next = match &grouping {
+            Grouping::NewThread => ThreadState {
+                channel: record.channel.clone(),
+                posted_in: String::new(),
+                ts: String::new(),
+                parent_job_uid: uid.to_string(),
+                opened_at: now,
+                failures: 1,
+                since: Some(failed_at),
+                last_failure_at: Some(failed_at),
+                ..ThreadState::default()
+            },
+            Grouping::Resurface(t) => ThreadState {
+                posted_in: String::new(),
+                ts: String::new(),
+                parent_job_uid: uid.to_string(),
+                opened_at: now,
+                failures: t.failures + 1,
+                since: t.since.or(Some(t.opened_at)),
+                last_failure_at: Some(failed_at),
+                continues_from: Some(t.opened_at),
+                digest: None,
+                ..t.clone()
+            },
+            // Late news of a closed incident: told in its thread, counted nowhere.
+            Grouping::Reply(t) if t.recovered.is_some() => t.clone(),
+            Grouping::Reply(t) => ThreadState {
+                failures: t.failures + 1,
+                last_failure_at: t.last_failure_at.max(Some(failed_at)),
+                ..t.clone()
+            },
+        };
+        let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
+        // In a storm a new incident is a line of the channel's digest.
+        let in_storm = top && self.joins_storm(&record, now).await;
         let result = match &grouping {
-            Grouping::NewThread => self.post_top_level(&record).await,
+            _ if in_storm => self.post_in_digest(&record).await.map(|p| {
+                let digest = p.digest.clone();
+                (
+                    MessageRef {
+                        channel: digest.channel.clone(),
+                        ts: p.line_ts,
+                    },
+                    Some(p.digest_id),
+                    Some(digest),
+                )
+            }),
+            Grouping::NewThread | Grouping::Resurface(_) => {
+                let story = self.story(&record, Some(&next), false);
+                self.post_top_level(&record, &story)
+                    .await
+                    .map(|at| (at, None, None))
+            }
             Grouping::Reply(t) => {
+                let mut story = self.story(&record, None, true);
+                story.failures = next.failures.max(2);
                 self.chat
                     .post(
                         &t.posted_in,
                         Some(&t.ts),
                         Outgoing::Alert {
                             alert: &record.alert,
-                            failures: t.failures + 1,
+                            story: &story,
                             reply: true,
                             status: None,
                         },
                     )
                     .await
+                    .map(|at| (at, None, None))
             }
         };
-        let posted = match result {
+        let (posted, digest, digest_at) = match result {
             Ok(posted) => posted,
             Err(e) => {
                 self.metrics.alerts_pending.set(
@@ -403,24 +470,28 @@ impl App {
                 return;
             }
         };
-        let (thread, thread_ts) = match grouping {
-            Grouping::NewThread => (
+        let (thread, thread_ts) = match (grouping, digest_at) {
+            // The incident's thread is the digest's.
+            (_, Some(at)) => (
                 ThreadState {
-                    channel: record.channel.clone(),
+                    posted_in: at.channel.clone(),
+                    ts: at.ts.clone(),
+                    digest: digest.clone(),
+                    ..next
+                },
+                Some(at.ts),
+            ),
+            (Grouping::NewThread | Grouping::Resurface(_), None) => (
+                ThreadState {
                     posted_in: posted.channel.clone(),
                     ts: posted.ts.clone(),
-                    parent_job_uid: uid.to_string(),
-                    opened_at: now,
-                    failures: 1,
+                    ..next
                 },
                 None,
             ),
-            Grouping::Reply(mut t) => {
-                t.failures += 1;
-                let parent_ts = t.ts.clone();
-                (t, Some(parent_ts))
-            }
+            (Grouping::Reply(t), None) => (next, Some(t.ts)),
         };
+        record.digest = digest;
         record.state = AlertState::Posted {
             ts: posted.ts.clone(),
             thread_ts: thread_ts.clone(),
@@ -450,6 +521,7 @@ impl App {
                     "channel": posted.channel,
                     "ts": posted.ts,
                     "thread_ts": thread_ts,
+                    "digest": record.digest,
                 }),
             })
             .await;
@@ -466,10 +538,14 @@ impl App {
 
     /// Posts to the routed channel, falling back to the default channel when
     /// the bot cannot post there (wrong id in the annotation, not invited).
-    async fn post_top_level(&self, record: &AlertRecord) -> Result<MessageRef, ChatError> {
+    async fn post_top_level(
+        &self,
+        record: &AlertRecord,
+        story: &AlertStory,
+    ) -> Result<MessageRef, ChatError> {
         let message = Outgoing::Alert {
             alert: &record.alert,
-            failures: 1,
+            story,
             reply: false,
             status: record.status.as_deref(),
         };
@@ -483,8 +559,12 @@ impl App {
         }
     }
 
-    /// The first alert of a thread shows how often the CronJob failed since.
-    async fn refresh_thread_parent(&self, thread: &ThreadState) {
+    /// The first alert of a thread shows its incident: how often since, or
+    /// that it is over.
+    pub(crate) async fn refresh_thread_parent(&self, thread: &ThreadState) {
+        if thread.digest.is_some() {
+            return; // the thread's first message is the storm digest
+        }
         let parent = match self.store.alert(&thread.parent_job_uid).await {
             Ok(Some(parent)) => parent,
             _ => return,
@@ -493,9 +573,10 @@ impl App {
             channel: thread.posted_in.clone(),
             ts: thread.ts.clone(),
         };
+        let story = self.story(&parent, Some(thread), false);
         let message = Outgoing::Alert {
             alert: &parent.alert,
-            failures: thread.failures,
+            story: &story,
             reply: false,
             status: parent.status.as_deref(),
         };

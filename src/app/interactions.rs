@@ -28,6 +28,7 @@ impl Interactions for Arc<App> {
                         self.on_batch_button(&click).await
                     }
                     "hold" => self.on_hold_button(&click).await,
+                    "snooze" => self.on_snooze_button(&click).await,
                     a if a.starts_with("rerun_cronjob") => {
                         self.on_rerun_cronjob_button(&click).await
                     }
@@ -78,6 +79,12 @@ impl App {
             Command::Hold(hold) => self.on_hold_command(&cmd, hold).await,
             Command::HoldStatus => self.hold_status().await,
             Command::Resume(resume) => self.on_resume_command(&cmd, resume).await,
+            Command::Snooze(snooze) => self.on_snooze_command(&cmd, snooze).await,
+            Command::SnoozeList => self.snooze_list().await,
+            Command::Unsnooze { cronjob, namespace } => {
+                self.on_unsnooze_command(&cmd, &cronjob, namespace.as_deref())
+                    .await
+            }
         }
     }
 

@@ -3,8 +3,11 @@
 
 mod alerts;
 mod hold;
+mod incidents;
 mod interactions;
 mod rerun;
+mod snooze;
+mod storm;
 
 pub(crate) use rerun::new_id;
 
@@ -50,6 +53,9 @@ pub struct AlertSettings {
     pub pending_retry: Duration,
     /// How long audit events and finished requests and holds are kept.
     pub audit_retention: Duration,
+    /// More new incidents than this in one channel within a minute make a
+    /// storm digest (`0`: never).
+    pub storm_threshold: usize,
 }
 
 /// What reruns need from the configuration.
@@ -92,6 +98,10 @@ pub struct App {
     cronjobs: RwLock<HashMap<String, CronJobSnapshot>>,
     /// Job uids whose alert is being raised right now (guards the pending-retry loop).
     in_flight: Mutex<HashSet<String>>,
+    /// Run histories by `namespace/cronjob` (`app::incidents`).
+    histories: Mutex<HashMap<String, crate::core::RunHistory>>,
+    /// Storm digests and the recent incidents of each channel (`app::storm`).
+    storms: Mutex<storm::Storms>,
     /// One lock per CronJob, so its failures are threaded in order.
     thread_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ready: AtomicBool,
@@ -121,6 +131,8 @@ impl App {
             leadership,
             cronjobs: RwLock::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
+            histories: Mutex::new(HashMap::new()),
+            storms: Mutex::new(storm::Storms::default()),
             thread_locks: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             tasks: TaskTracker::new(),
@@ -200,12 +212,16 @@ impl App {
             self.leadership.led().await;
             tracing::info!("leading: watching Jobs, posting alerts, creating reruns");
             let term = self.shutdown.child_token();
+            self.load_histories().await;
+            self.load_digests().await;
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.spawn_in(&term, self.clone().run_job_watch(tx));
             self.spawn_in(&term, self.clone().run_pending_retry());
             self.spawn_in(&term, self.clone().run_request_expiry());
             self.spawn_in(&term, self.clone().run_hold_timers());
+            self.spawn_in(&term, self.clone().run_snooze_timers());
             self.spawn_in(&term, self.clone().run_retention());
+            self.spawn_in(&term, self.clone().run_digest_updates());
             let this = self.clone();
             let synced = job_synced.take();
             self.spawn_in(&term, async move {

@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::FailureAlert;
 use crate::core::hold::Operation;
 use crate::core::overrides::ArgsMode;
 use crate::core::request::RerunRequest;
+use crate::core::{AlertStory, FailureAlert};
 
 /// A chat platform the bot speaks on.
 #[derive(
@@ -87,11 +87,11 @@ pub struct MessageRef {
 /// Everything the bot posts, in its own words; the adapter renders it.
 #[derive(Debug, Clone)]
 pub enum Outgoing<'a> {
-    /// A failure alert. `failures` counts the failures in its thread (1 for a
-    /// fresh alert); `reply` marks a repeated failure posted into a thread.
+    /// A failure alert. `story` is its incident and the CronJob's history;
+    /// `reply` marks a repeated failure posted into the incident's thread.
     Alert {
         alert: &'a FailureAlert,
-        failures: u32,
+        story: &'a AlertStory,
         reply: bool,
         /// What is happening about it (a rerun requested, approved, running, …).
         status: Option<&'a str>,
@@ -107,6 +107,8 @@ pub enum Outgoing<'a> {
     History(&'a [RerunRequest]),
     /// A hold or resume: progress while it runs, the summary when done.
     Operation(&'a Operation),
+    /// A storm of failures in one channel (`core::storm`).
+    Digest(&'a crate::core::storm::Digest),
 }
 
 /// The two rerun forms (DESIGN.md "Modals").

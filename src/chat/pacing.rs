@@ -49,7 +49,7 @@ impl Lane {
     /// everything else answers a person.
     pub fn of(message: &Outgoing<'_>) -> Lane {
         match message {
-            Outgoing::Alert { status: None, .. } => Lane::Bulk,
+            Outgoing::Alert { status: None, .. } | Outgoing::Digest(_) => Lane::Bulk,
             Outgoing::Alert {
                 status: Some(_), ..
             }

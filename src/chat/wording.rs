@@ -5,13 +5,18 @@
 //! sentence is written once and the platforms cannot drift apart.
 
 pub mod batch;
+pub mod snooze;
+
+pub use snooze::snooze_line;
 
 use chrono::{DateTime, Utc};
 
 use crate::core::FailureAlert;
 use crate::core::hold::{Item, Kind, Operation, Outcome, Phase};
+use crate::core::incident::{AlertStory, Recovery};
 use crate::core::overrides::Diff;
 use crate::core::request::{RerunRequest, State};
+use crate::core::storm::{Digest, LISTED};
 
 /// How a platform marks up the pieces of a sentence.
 pub trait Markup {
@@ -150,16 +155,121 @@ pub fn request_status(m: &dyn Markup, req: &RerunRequest) -> String {
     }
 }
 
-/// The header of a failure alert (plain text).
-pub fn alert_header(alert: &FailureAlert, reply: bool) -> String {
+/// The header of a failure alert (plain text): what happened, and for the
+/// first alert of an incident how often since, or that it is over.
+pub fn alert_header(alert: &FailureAlert, story: &AlertStory, reply: bool) -> String {
     let what = format!("{}/{}", alert.namespace, alert.cronjob);
     if reply {
         format!("🔁 CronJob {what} failed again")
+    } else if story.recovered.is_some() {
+        format!("✅ CronJob {what} recovered")
+    } else if story.failures > 1 {
+        format!("🚨 CronJob {what} failed {} times in a row", story.failures)
     } else if alert.rerun_request.is_some() {
         format!("🚨 Rerun of CronJob {what} failed")
     } else {
         format!("🚨 CronJob {what} failed")
     }
+}
+
+/// A storm digest's headline (plain text).
+pub fn digest_headline(d: &Digest) -> String {
+    let n = d.entries.len();
+    let what = if n == 1 { "CronJob" } else { "CronJobs" };
+    format!(
+        "⚠️ {n} {what} failed since {}",
+        d.since().format("%H:%M UTC")
+    )
+}
+
+/// The namespaces of a storm: `billing: 12 · ops: 25` (the largest ten).
+pub fn digest_namespaces(m: &dyn Markup, d: &Digest) -> String {
+    let all = d.by_namespace();
+    let mut parts: Vec<String> = all
+        .iter()
+        .take(10)
+        .map(|(ns, n)| format!("{}: {n}", m.bold(&m.text(ns, 63))))
+        .collect();
+    if all.len() > 10 {
+        parts.push(format!("{} more namespaces", all.len() - 10));
+    }
+    parts.join(" · ")
+}
+
+/// The CronJobs a digest names itself (the first [`LISTED`]), one line each.
+pub fn digest_list(m: &dyn Markup, d: &Digest) -> Vec<String> {
+    d.entries
+        .iter()
+        .take(LISTED)
+        .map(|e| {
+            let exit = e
+                .exit_code
+                .map(|c| format!(", exit code {c}"))
+                .unwrap_or_default();
+            let mark = if e.recovered { "✅ " } else { "" };
+            format!(
+                "• {mark}{} — {}{exit}",
+                m.code(&format!("{}/{}", e.namespace, e.cronjob), 200),
+                m.text(&e.reason, 100)
+            )
+        })
+        .collect()
+}
+
+/// The small print of a digest: what is where, and what recovered.
+pub fn digest_note(d: &Digest) -> String {
+    let mut note = String::new();
+    if d.entries.len() > LISTED {
+        note.push_str(&format!("…and {} more. ", d.entries.len() - LISTED));
+    }
+    note.push_str("Every CronJob, with its reason and exit code, is in the thread; their later failures go there too.");
+    let own = d.entries.iter().filter(|e| e.own_alert).count();
+    if own > 0 {
+        note.push_str(&format!(
+            " {own} had an alert of their own before the storm was seen."
+        ));
+    }
+    match d.recovered() {
+        0 => {}
+        n => note.push_str(&format!(" ✅ {n} recovered since.")),
+    }
+    note
+}
+
+/// The last runs as a strip, oldest first: `✓ ✓ ✗ ✗`.
+pub fn run_strip(runs: &[bool]) -> String {
+    runs.iter()
+        .map(|ok| if *ok { "✓" } else { "✗" })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The CronJob's history on an alert: last success and the last runs.
+pub fn history_line(m: &dyn Markup, story: &AlertStory) -> String {
+    let success = match story.last_success {
+        Some(at) => format!("Last success {}", m.when(at)),
+        None if story.known_runs => "No success seen".to_string(),
+        None => "Last success unknown".to_string(),
+    };
+    if story.runs.is_empty() {
+        success
+    } else {
+        format!("{success} · last runs {}", run_strip(&story.runs))
+    }
+}
+
+/// How an incident ended, for its first alert.
+pub fn recovered_line(m: &dyn Markup, r: &Recovery) -> String {
+    let failures = match r.failures {
+        1 => "1 failure".to_string(),
+        n => format!("{n} failures"),
+    };
+    let how = if r.by_rerun { " (a rerun)" } else { "" };
+    format!(
+        "✅ Recovered — {}{how} succeeded {}, after {failures}.",
+        m.code(&r.job, 253),
+        m.when(r.at)
+    )
 }
 
 /// The attempts of a failed Job.
@@ -190,14 +300,17 @@ pub fn log_title(m: &dyn Markup, container: &str, lines: usize, truncated: bool)
     }
 }
 
-/// The small print of an alert: rerun, repeats, a missing CronJob.
+/// The small print of an alert: its incident, rerun, a missing CronJob, history.
 pub fn alert_notes(
     m: &dyn Markup,
     alert: &FailureAlert,
-    failures: u32,
+    story: &AlertStory,
     reply: bool,
 ) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Some(r) = story.recovered.as_ref().filter(|_| !reply) {
+        notes.push(recovered_line(m, r));
+    }
     if alert.cronjob_missing {
         notes.push("The CronJob no longer exists.".to_string());
     }
@@ -210,13 +323,30 @@ pub fn alert_notes(
             m.code(request, 64)
         ));
     }
-    if failures > 1 && !reply {
+    let since = story
+        .since
+        .map(|t| format!(" since {}", m.when(t)))
+        .unwrap_or_default();
+    if story.failures > 1 && !reply && story.recovered.is_none() {
         notes.push(format!(
-            "❗ Failed {failures} times — later failures are in the thread."
+            "❗ Failed {} times in a row{since} — later failures are in the thread.",
+            story.failures
+        ));
+    }
+    if let Some(at) = story.continues_from.filter(|_| !reply) {
+        notes.push(format!(
+            "This incident goes on from an alert posted {}.",
+            m.when(at)
         ));
     }
     if reply {
-        notes.push(format!("Failure #{failures} in this thread."));
+        notes.push(format!("Failure #{} of this incident.", story.failures));
+    }
+    if let Some(snoozed) = &story.snoozed {
+        notes.push(snoozed.clone());
+    }
+    if !reply {
+        notes.push(history_line(m, story));
     }
     notes
 }

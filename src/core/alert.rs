@@ -138,7 +138,7 @@ pub fn decide(
 }
 
 /// The thread of the first recent alert of a CronJob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ThreadState {
     /// The channel the alerts were routed to (annotation or default).
     pub channel: String,
@@ -148,30 +148,26 @@ pub struct ThreadState {
     /// Job uid of the alert that opened the thread.
     pub parent_job_uid: String,
     pub opened_at: DateTime<Utc>,
-    /// Failures reported in this thread, the first one included.
+    /// Failures in the incident, the first one included.
     pub failures: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grouping {
-    /// Post a new top-level alert (it opens a thread).
-    NewThread,
-    /// Reply in this thread and update its parent's failure count.
-    Reply(ThreadState),
-}
-
-/// Repeated failures of one CronJob within `window` of the first alert go into
-/// that alert's thread, so a CronJob failing every five minutes is one message.
-pub fn group(
-    thread: Option<&ThreadState>,
-    channel: &str,
-    now: DateTime<Utc>,
-    window: Duration,
-) -> Grouping {
-    match thread {
-        Some(t) if t.channel == channel && now - t.opened_at < window => Grouping::Reply(t.clone()),
-        _ => Grouping::NewThread,
-    }
+    /// When the incident's first failure happened.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// When its latest failure happened (a success must be newer to close it).
+    #[serde(default)]
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Set when a Job of the CronJob succeeded: the incident is over.
+    #[serde(default)]
+    pub recovered: Option<super::incident::Recovery>,
+    /// When the incident's earlier alert was posted, if this one re-surfaced it.
+    #[serde(default)]
+    pub continues_from: Option<DateTime<Utc>>,
+    /// Failures counted while the CronJob was snoozed (posted nowhere).
+    #[serde(default)]
+    pub suppressed: u32,
+    /// The incident lives in a storm digest's thread (`ts` is the digest's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[cfg(test)]
@@ -225,6 +221,7 @@ mod tests {
             suspended_before_hold: None,
             backoff_limit: Some(2),
             containers: vec!["main".into()],
+            last_successful_time: None,
         }
     }
 
@@ -311,30 +308,5 @@ mod tests {
         );
         assert!(a.cronjob_missing);
         assert_eq!(a.cronjob, "billing-sync");
-    }
-
-    #[test]
-    fn grouping_table() {
-        let now = t("2026-11-23T10:00:00Z");
-        let window = Duration::hours(6);
-        let thread = ThreadState {
-            channel: "C1".into(),
-            posted_in: "C1".into(),
-            ts: "1.1".into(),
-            parent_job_uid: "u0".into(),
-            opened_at: t("2026-11-23T05:00:00Z"),
-            failures: 2,
-        };
-        assert_eq!(group(None, "C1", now, window), Grouping::NewThread);
-        assert_eq!(
-            group(Some(&thread), "C1", now, window),
-            Grouping::Reply(thread.clone())
-        );
-        assert_eq!(group(Some(&thread), "C2", now, window), Grouping::NewThread);
-        let old = ThreadState {
-            opened_at: t("2026-11-23T04:00:00Z"),
-            ..thread
-        };
-        assert_eq!(group(Some(&old), "C1", now, window), Grouping::NewThread);
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::overrides::{ArgsMode, Overrides, parse_env};
+use super::snooze::{self, Length};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandKind {
@@ -14,6 +15,8 @@ pub enum CommandKind {
     Hold,
     Resume,
     CronJobs,
+    Snooze,
+    Unsnooze,
 }
 
 impl CommandKind {
@@ -23,6 +26,8 @@ impl CommandKind {
             "hold" => Some(CommandKind::Hold),
             "resume" => Some(CommandKind::Resume),
             "cronjobs" => Some(CommandKind::CronJobs),
+            "snooze" => Some(CommandKind::Snooze),
+            "unsnooze" => Some(CommandKind::Unsnooze),
             _ => None,
         }
     }
@@ -39,6 +44,10 @@ pub fn usage(kind: CommandKind) -> &'static str {
         }
         CommandKind::Resume => "/resume all|<cronjob>|ns:<namespace>|<hold-id> [-n <namespace>]",
         CommandKind::CronJobs => "/cronjobs [<namespace>] [--failed] · /cronjobs --held",
+        CommandKind::Snooze => {
+            "/snooze <cronjob> [-n <namespace>] <duration, e.g. 1h, 4h, 24h>|until-recovered [--reason \"<why>\"] · /snooze list"
+        }
+        CommandKind::Unsnooze => "/unsnooze <cronjob> [-n <namespace>]",
     }
 }
 
@@ -49,6 +58,8 @@ pub fn help() -> String {
         CommandKind::Hold,
         CommandKind::Resume,
         CommandKind::CronJobs,
+        CommandKind::Snooze,
+        CommandKind::Unsnooze,
     ]
     .into_iter()
     .map(|k| format!("• `{}`", usage(k)))
@@ -72,6 +83,21 @@ pub enum Command {
         namespace: Option<String>,
         failed_only: bool,
     },
+    Snooze(SnoozeCommand),
+    SnoozeList,
+    Unsnooze {
+        cronjob: String,
+        namespace: Option<String>,
+    },
+}
+
+/// `/snooze <cronjob> [-n ns] <duration>|until-recovered [--reason …]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnoozeCommand {
+    pub cronjob: String,
+    pub namespace: Option<String>,
+    pub length: Length,
+    pub reason: Option<String>,
 }
 
 /// `/rerun failed [--since 1h] [-n ns] [--reason …] [--ticket T]`; also
@@ -296,6 +322,8 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         CommandKind::Hold => parse_hold(&mut w),
         CommandKind::Resume => parse_resume(&mut w),
         CommandKind::CronJobs => parse_cronjobs(&mut w),
+        CommandKind::Snooze => parse_snooze(&mut w),
+        CommandKind::Unsnooze => parse_unsnooze(&mut w),
     }
 }
 
@@ -586,6 +614,88 @@ fn parse_cronjobs(w: &mut Walker) -> Result<Command, CommandError> {
     })
 }
 
+fn cronjob_name(w: &Walker, name: &str) -> Result<String, CommandError> {
+    if valid_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(w.err(format!(
+            "`{name}` is not a valid CronJob name (lowercase letters, digits, `-` and `.`)"
+        )))
+    }
+}
+
+fn parse_snooze(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut namespace = None;
+    let mut reason = None;
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(token) = w.tokens.next() {
+        let (flag, inline) = split_flag(&token);
+        match flag {
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
+            "--reason" => {
+                let v = w.value(flag, inline, false)?;
+                if v.trim().is_empty() {
+                    return Err(w.err("`--reason` is empty: say why, or leave it out"));
+                }
+                set_once(&mut reason, flag, v, w)?;
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(w.unknown_flag(f, &["-n", "--namespace", "--reason"]));
+            }
+            _ => positional.push(token),
+        }
+    }
+    match positional.as_slice() {
+        [word] if word == "list" && namespace.is_none() && reason.is_none() => {
+            Ok(Command::SnoozeList)
+        }
+        [name, length] => Ok(Command::Snooze(SnoozeCommand {
+            cronjob: cronjob_name(w, name)?,
+            namespace,
+            length: snooze::parse_length(length).map_err(|e| w.err(e))?,
+            reason,
+        })),
+        [name] => {
+            cronjob_name(w, name)?;
+            Err(w.err(format!(
+                "For how long? `/snooze {name} 1h` (or `4h`, `24h`, `until-recovered`)"
+            )))
+        }
+        [] => Err(w.err("Which CronJob? `/snooze billing-sync 4h`, or `/snooze list`")),
+        _ => Err(w.err(format!(
+            "One CronJob and one duration; got {}. Put a reason in quotes after `--reason`.",
+            positional
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn parse_unsnooze(w: &mut Walker) -> Result<Command, CommandError> {
+    let mut namespace = None;
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(token) = w.tokens.next() {
+        let (flag, inline) = split_flag(&token);
+        match flag {
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(w.unknown_flag(f, &["-n", "--namespace"]));
+            }
+            _ => positional.push(token),
+        }
+    }
+    match positional.as_slice() {
+        [name] => Ok(Command::Unsnooze {
+            cronjob: cronjob_name(w, name)?,
+            namespace,
+        }),
+        [] => Err(w.err("Which CronJob? `/unsnooze billing-sync`")),
+        _ => Err(w.err("One CronJob at a time")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,6 +947,63 @@ mod tests {
     }
 
     #[test]
+    fn snooze_commands() {
+        let snooze = |t: &str| parse("/snooze", t);
+        assert_eq!(
+            snooze("billing-sync 4h --reason \"db migration\""),
+            Ok(Command::Snooze(SnoozeCommand {
+                cronjob: "billing-sync".into(),
+                namespace: None,
+                length: Length::For(std::time::Duration::from_secs(4 * 3600)),
+                reason: Some("db migration".into()),
+            }))
+        );
+        assert_eq!(
+            snooze("-n prod billing-sync until-recovered"),
+            Ok(Command::Snooze(SnoozeCommand {
+                cronjob: "billing-sync".into(),
+                namespace: Some("prod".into()),
+                length: Length::UntilRecovered,
+                reason: None,
+            }))
+        );
+        assert_eq!(snooze("list"), Ok(Command::SnoozeList));
+        assert_eq!(snooze(""), Ok(Command::Help(CommandKind::Snooze)));
+        // A CronJob called `list` is snoozed with a duration.
+        assert!(matches!(snooze("list 1h"), Ok(Command::Snooze(s)) if s.cronjob == "list"));
+        for (text, want) in [
+            ("billing-sync", "For how long?"),
+            ("billing-sync soon", "not a duration"),
+            ("billing-sync 8d", "at most a week"),
+            ("billing-sync 0s", "at least 1s"),
+            ("Billing_Sync 1h", "not a valid CronJob name"),
+            ("a 1h b", "One CronJob and one duration"),
+            ("--reason x", "Which CronJob?"),
+            ("x 1h --reasn y", "Did you mean `--reason`?"),
+            ("x 1h --reason \" \"", "`--reason` is empty"),
+            ("x 1h -n Bad_NS", "not a valid namespace"),
+        ] {
+            let e = error("/snooze", text);
+            assert!(e.contains(want), "{text}: {e}");
+            assert!(e.contains("Usage: `/snooze"), "{text}: {e}");
+        }
+        assert_eq!(
+            parse("/unsnooze", "billing-sync -n prod"),
+            Ok(Command::Unsnooze {
+                cronjob: "billing-sync".into(),
+                namespace: Some("prod".into())
+            })
+        );
+        assert_eq!(
+            parse("/unsnooze", "help"),
+            Ok(Command::Help(CommandKind::Unsnooze))
+        );
+        assert!(error("/unsnooze", "a b").contains("One CronJob"));
+        assert!(error("/unsnooze", "--until 1h").contains("Unknown option"));
+        assert!(help().contains("/snooze") && help().contains("/unsnooze"));
+    }
+
+    #[test]
     fn unknown_command() {
         let e = error("/deploy", "x");
         assert!(
@@ -911,7 +1078,15 @@ mod tests {
                     text.push(' ');
                 }
             }
-            for command in ["/rerun", "/hold", "/resume", "/cronjobs", "/other"] {
+            for command in [
+                "/rerun",
+                "/hold",
+                "/resume",
+                "/cronjobs",
+                "/snooze",
+                "/unsnooze",
+                "/other",
+            ] {
                 let _ = parse(command, &text).map_err(|e| e.to_string());
             }
         }

@@ -333,6 +333,7 @@ mod tests {
             suspended_before_hold: None,
             backoff_limit: None,
             containers: vec!["main".into()],
+            last_successful_time: None,
         }
     }
 

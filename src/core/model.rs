@@ -103,6 +103,9 @@ pub struct CronJobSnapshot {
     pub suspended_before_hold: Option<bool>,
     pub backoff_limit: Option<i32>,
     pub containers: Vec<String>,
+    /// `status.lastSuccessfulTime`: the controller's record of the last success.
+    #[serde(default)]
+    pub last_successful_time: Option<DateTime<Utc>>,
 }
 
 impl CronJobSnapshot {

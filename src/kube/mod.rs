@@ -225,6 +225,11 @@ pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
             .and_then(|s| s.template.spec.as_ref())
             .map(|p| p.containers.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default(),
+        last_successful_time: cj
+            .status
+            .as_ref()
+            .and_then(|s| s.last_successful_time.as_ref())
+            .map(time),
     })
 }
 

@@ -203,6 +203,40 @@ pub struct AuditEventSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AuditEventStatus {}
 
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "rerun-bot.io",
+    version = "v1alpha1",
+    kind = "BotRecord",
+    plural = "botrecords",
+    namespaced,
+    status = "BotRecordStatus",
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
+    printcolumn(name = "Key", type_ = "string", json_path = ".spec.key"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+/// The records of the later features (`Store::record`: run histories, …).
+pub struct BotRecordSpec {
+    /// `history`, …
+    pub kind: String,
+    /// The store key (`namespace/cronjob`, …).
+    pub key: String,
+    #[schemars(schema_with = "any_object")]
+    pub record: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BotRecordStatus {
+    #[schemars(schema_with = "any_object")]
+    pub record: serde_json::Value,
+}
+
 /// Every CRD, as `rerun-bot crds` prints them (multi-document YAML).
 pub fn all()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
@@ -214,6 +248,7 @@ pub fn all()
         JobAlert::crd(),
         AlertThread::crd(),
         AuditEvent::crd(),
+        BotRecord::crd(),
     ]
 }
 

@@ -19,10 +19,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::crds::{
-    self, AlertThreadSpec, AlertThreadStatus, AuditEventSpec, JobAlertSpec, JobAlertStatus,
-    MaintenanceHoldSpec, MaintenanceHoldStatus, RerunRequestSpec, RerunRequestStatus,
+    self, AlertThreadSpec, AlertThreadStatus, AuditEventSpec, BotRecordSpec, BotRecordStatus,
+    JobAlertSpec, JobAlertStatus, MaintenanceHoldSpec, MaintenanceHoldStatus, RerunRequestSpec,
+    RerunRequestStatus,
 };
-use super::{AlertRecord, AlertState, AuditEvent, Result, Retention, Store, StoreError};
+use super::{
+    AlertRecord, AlertState, AuditEvent, RecordKind, Result, Retention, Store, StoreError,
+};
 use crate::core::ThreadState;
 use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
@@ -195,6 +198,66 @@ impl Held for crds::AlertThread {
             record: to_json(t),
         });
     }
+}
+
+/// A [`RecordKind`] record as a [`crds::BotRecord`] holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct KindRecord {
+    kind: String,
+    key: String,
+    value: serde_json::Value,
+}
+
+impl Held for crds::BotRecord {
+    type Value = KindRecord;
+    fn fresh(name: &str, r: &KindRecord) -> Self {
+        let mut cr = crds::BotRecord::new(
+            name,
+            BotRecordSpec {
+                kind: r.kind.clone(),
+                key: r.key.clone(),
+                record: to_json(r),
+            },
+        );
+        cr.metadata = meta(name);
+        cr
+    }
+    fn record(&self) -> &serde_json::Value {
+        self.status
+            .as_ref()
+            .map(|s| &s.record)
+            .unwrap_or(&self.spec.record)
+    }
+    fn set(&mut self, r: &KindRecord) {
+        self.status = Some(BotRecordStatus { record: to_json(r) });
+    }
+}
+
+/// A record's resource name: `<kind>.<key with / as .>` when that is a DNS
+/// subdomain, else `<kind>.x<hex of the key>` (cut and hashed past 253).
+fn record_name(kind: RecordKind, key: &str) -> String {
+    let plain = key.replace('/', ".");
+    let dns = !plain.is_empty()
+        && plain
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && plain.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && plain.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !plain.contains("..");
+    let name = if dns {
+        format!("{}.{plain}", kind.name())
+    } else {
+        format!("{}.x{}", kind.name(), hex::encode(key))
+    };
+    if name.len() <= 253 {
+        return name;
+    }
+    use sha2::Digest;
+    format!(
+        "{}.h{}",
+        kind.name(),
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
 }
 
 impl Held for crds::AuditEvent {
@@ -425,6 +488,7 @@ pub struct KubeStore {
     alerts: Table<crds::JobAlert>,
     threads: Table<crds::AlertThread>,
     audit: Table<crds::AuditEvent>,
+    records: Table<crds::BotRecord>,
     /// Alert keys known to exist: alert records are never deleted while
     /// their Job is watched, so the hot path (every Job event) asks once.
     known_alerts: Mutex<HashSet<String>>,
@@ -439,7 +503,8 @@ impl KubeStore {
             holds: Table::new(client.clone(), namespace, "maintenanceholds"),
             alerts: Table::new(client.clone(), namespace, "jobalerts"),
             threads: Table::new(client.clone(), namespace, "alertthreads"),
-            audit: Table::new(client, namespace, "auditevents"),
+            audit: Table::new(client.clone(), namespace, "auditevents"),
+            records: Table::new(client, namespace, "botrecords"),
             known_alerts: Mutex::new(HashSet::new()),
             audit_counter: AtomicU64::new(0),
         };
@@ -454,6 +519,7 @@ impl KubeStore {
         probe!(store.alerts);
         probe!(store.threads);
         probe!(store.audit);
+        probe!(store.records);
         Ok(store)
     }
 
@@ -478,6 +544,14 @@ impl KubeStore {
     }
 }
 
+fn kind_record(kind: RecordKind, key: &str, value: &serde_json::Value) -> KindRecord {
+    KindRecord {
+        kind: kind.name().to_string(),
+        key: key.to_string(),
+        value: value.clone(),
+    }
+}
+
 fn keyed<T>(key: &str, value: T) -> Keyed<T> {
     Keyed {
         key: key.to_string(),
@@ -487,6 +561,71 @@ fn keyed<T>(key: &str, value: T) -> Keyed<T> {
 
 #[async_trait::async_trait]
 impl Store for KubeStore {
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .records
+            .value(&record_name(kind, key))
+            .await?
+            .map(|r| r.value))
+    }
+
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        self.records
+            .put(&record_name(kind, key), &kind_record(kind, key, value))
+            .await
+    }
+
+    async fn swap_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        current: Option<&serde_json::Value>,
+        next: &serde_json::Value,
+    ) -> Result<bool> {
+        let name = record_name(kind, key);
+        let next = kind_record(kind, key, next);
+        match current {
+            None => self.records.insert(&name, &next).await,
+            Some(current) => {
+                self.records
+                    .swap(&name, &kind_record(kind, key, current), &next)
+                    .await
+            }
+        }
+    }
+
+    async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<()> {
+        let name = record_name(kind, key);
+        match self
+            .records
+            .api
+            .delete(&name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(self.records.error(e)),
+        }
+    }
+
+    async fn records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>> {
+        let mut all: Vec<(String, serde_json::Value)> = self
+            .records
+            .values()
+            .await?
+            .into_iter()
+            .filter(|r| r.kind == kind.name())
+            .map(|r| (r.key, r.value))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
     async fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool> {
         let inserted = self
             .alerts

@@ -48,17 +48,20 @@ pub struct Summary {
     pub holds: Count,
     pub alerts: Count,
     pub threads: Count,
+    /// Run histories and the other [`super::RecordKind`] records.
+    pub records: Count,
     pub audit: Count,
 }
 
 impl Summary {
     /// (kind, count), in the order they are copied.
-    pub fn kinds(&self) -> [(&'static str, Count); 5] {
+    pub fn kinds(&self) -> [(&'static str, Count); 6] {
         [
             ("rerun requests", self.requests),
             ("holds and resumes", self.holds),
             ("alerts", self.alerts),
             ("alert threads", self.threads),
+            ("other records", self.records),
             ("audit events", self.audit),
         ]
     }
@@ -167,6 +170,20 @@ pub async fn migrate(from: &dyn Store, to: &dyn Store) -> Result<Summary, Migrat
         Ok(true)
     })
     .await?;
+
+    for kind in super::RecordKind::ALL {
+        let records = from
+            .records(kind)
+            .await
+            .map_err(failed(format!("reading {} records", kind.name())))?;
+        copy(records, &mut summary.records, |(key, value)| async move {
+            // Kept when the destination has one already (it may have moved on).
+            to.swap_record(kind, &key, None, &value)
+                .await
+                .map_err(failed(format!("copying {} record {key}", kind.name())))
+        })
+        .await?;
+    }
 
     let mut next = 0;
     loop {

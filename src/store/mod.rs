@@ -51,6 +51,9 @@ pub struct AlertRecord {
     /// The platform this copy of the alert goes to (each platform has its own record).
     #[serde(default)]
     pub platform: Platform,
+    /// The storm digest it is a line of (then it has no message of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// What may go: records nothing needs any more (`Store::prune`).
@@ -144,6 +147,88 @@ pub struct AuditEntry {
     pub event: AuditEvent,
 }
 
+/// The kinds of [`Store::record`]s: the state of the features that came after
+/// the first trees, each a JSON value under a key, so a new kind needs no new
+/// tree, resource or migration code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// `namespace/cronjob` → [`crate::core::RunHistory`].
+    History,
+    /// batch id → [`crate::core::batch::BatchRequest`] (`/rerun failed`).
+    Batch,
+    /// `<platform>/<channel>` → [`crate::core::storm::Digest`], the channel's storm.
+    Digest,
+    /// `namespace/cronjob` → [`crate::core::snooze::Snooze`], the CronJob's snooze.
+    Snooze,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::History,
+        RecordKind::Batch,
+        RecordKind::Digest,
+        RecordKind::Snooze,
+    ];
+
+    /// Its sled tree (`record.<name>`) and resource name prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::History => "history",
+            RecordKind::Batch => "batch",
+            RecordKind::Digest => "digest",
+            RecordKind::Snooze => "snooze",
+        }
+    }
+}
+
+/// A typed [`Store::record`].
+pub async fn get_record<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    kind: RecordKind,
+    key: &str,
+) -> Result<Option<T>> {
+    store
+        .record(kind, key)
+        .await?
+        .map(|v| {
+            serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+                tree: kind.name(),
+                why: format!("{key}: {e}"),
+            })
+        })
+        .transpose()
+}
+
+/// A typed [`Store::put_record`].
+pub async fn put_record<T: Serialize>(
+    store: &dyn Store,
+    kind: RecordKind,
+    key: &str,
+    value: &T,
+) -> Result<()> {
+    let value = serde_json::to_value(value).expect("store records serialize");
+    store.put_record(kind, key, &value).await
+}
+
+/// Every record of a kind, typed; one that does not decode is skipped with a warning.
+pub async fn all_records<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    kind: RecordKind,
+) -> Result<Vec<(String, T)>> {
+    Ok(store
+        .records(kind)
+        .await?
+        .into_iter()
+        .filter_map(|(k, v)| match serde_json::from_value(v) {
+            Ok(t) => Some((k, t)),
+            Err(e) => {
+                tracing::warn!(kind = kind.name(), key = %k, error = %e, "undecodable record skipped");
+                None
+            }
+        })
+        .collect())
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts the record only if there is none for this Job yet. `false`: one exists.
@@ -189,6 +274,28 @@ pub trait Store: Send + Sync + 'static {
     /// Puts an event from another store's audit trail in under its sequence
     /// number, if that number is free; `false`: it is taken (copied before).
     async fn import_audit(&self, seq: u64, event: &AuditEvent) -> Result<bool>;
+
+    /// A [`RecordKind`] record.
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>>;
+    /// Creates or overwrites a record.
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<()>;
+    /// Compare-and-swap: writes `next` only if the record still is `current`
+    /// (`None`: absent); `false`: someone else changed it first.
+    async fn swap_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        current: Option<&serde_json::Value>,
+        next: &serde_json::Value,
+    ) -> Result<bool>;
+    async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<()>;
+    /// Every record of a kind with its key, by key.
+    async fn records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>>;
 
     /// Deletes what `retention` lets go; returns how many records went.
     async fn prune(&self, retention: &Retention) -> Result<usize>;

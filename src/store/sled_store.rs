@@ -2,7 +2,9 @@ use std::path::Path;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{AlertRecord, AlertState, AuditEvent, Result, Retention, Store, StoreError};
+use super::{
+    AlertRecord, AlertState, AuditEvent, RecordKind, Result, Retention, Store, StoreError,
+};
 use crate::core::ThreadState;
 use crate::core::hold::Operation;
 use crate::core::request::RerunRequest;
@@ -22,6 +24,8 @@ pub struct SledStore {
     audit: sled::Tree,
     requests: sled::Tree,
     holds: sled::Tree,
+    /// One tree per [`RecordKind`] (`record.<name>`).
+    records: std::collections::HashMap<RecordKind, sled::Tree>,
 }
 
 impl From<sled::Error> for StoreError {
@@ -138,13 +142,59 @@ impl SledStore {
             audit: db.open_tree("audit")?,
             requests: db.open_tree("requests")?,
             holds: db.open_tree("holds")?,
+            records: RecordKind::ALL
+                .into_iter()
+                .map(|k| Ok((k, db.open_tree(format!("record.{}", k.name()))?)))
+                .collect::<Result<_>>()?,
             db,
         })
     }
 }
 
+impl SledStore {
+    fn tree(&self, kind: RecordKind) -> &sled::Tree {
+        &self.records[&kind]
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for SledStore {
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<serde_json::Value>> {
+        get(self.tree(kind), kind.name(), key)
+    }
+
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        self.tree(kind).insert(key, encode(value))?;
+        Ok(())
+    }
+
+    async fn swap_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        current: Option<&serde_json::Value>,
+        next: &serde_json::Value,
+    ) -> Result<bool> {
+        match current {
+            None => insert_new(self.tree(kind), key, next),
+            Some(current) => swap(self.tree(kind), kind.name(), key, current, next),
+        }
+    }
+
+    async fn delete_record(&self, kind: RecordKind, key: &str) -> Result<()> {
+        self.tree(kind).remove(key)?;
+        Ok(())
+    }
+
+    async fn records(&self, kind: RecordKind) -> Result<Vec<(String, serde_json::Value)>> {
+        keyed(self.tree(kind), kind.name())
+    }
+
     async fn insert_alert_if_absent(&self, job_uid: &str, record: &AlertRecord) -> Result<bool> {
         let swapped =
             self.alerts
@@ -343,6 +393,7 @@ mod tests {
                             parent_job_uid: "u".into(),
                             opened_at: Utc::now(),
                             failures: 1,
+                            ..Default::default()
                         },
                     )
                     .await

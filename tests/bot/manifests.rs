@@ -35,6 +35,7 @@ const SETTINGS: &[&str] = &[
     "RUST_LOG",
     "RERUN_BOT_LOG_FORMAT",
     "RERUN_BOT_THREAD_WINDOW",
+    "RERUN_BOT_STORM_THRESHOLD",
     "RERUN_BOT_LOG_LINES",
     "RERUN_BOT_LOG_BYTES",
     "RERUN_BOT_CAPTURE_BUDGET",
@@ -356,7 +357,14 @@ fn slack_app_manifest_has_the_commands_and_interactivity() {
     }
     assert_eq!(
         names,
-        BTreeSet::from(["/rerun", "/hold", "/resume", "/cronjobs"])
+        BTreeSet::from([
+            "/rerun",
+            "/hold",
+            "/resume",
+            "/cronjobs",
+            "/snooze",
+            "/unsnooze"
+        ])
     );
 
     let interactivity = &app["settings"]["interactivity"];
@@ -788,6 +796,7 @@ fn the_ha_overlay_keeps_state_in_custom_resources_without_a_volume() {
         "jobalerts",
         "alertthreads",
         "auditevents",
+        "botrecords",
     ] {
         assert!(
             text.contains(plural) && text.contains(&format!("{plural}/status")),

@@ -187,6 +187,21 @@ async fn rerun_button_then_approval_creates_exactly_one_job_and_reports_it() {
         "{}",
         alert_done.render()
     );
+    // The rerun's success ends the incident: the alert says so, the thread sums up.
+    let recovered = t.slack.next_update().await;
+    assert_eq!(recovered.ts, alert.ts);
+    assert!(
+        recovered.render().contains("recovered"),
+        "{}",
+        recovered.render()
+    );
+    let summary = t.slack.next_message().await;
+    assert_eq!(summary.thread_ts.as_deref(), Some(alert.ts.as_str()));
+    assert!(
+        summary.render().contains("Recovered"),
+        "{}",
+        summary.render()
+    );
 
     assert_eq!(
         audit_actions(&t).await,
@@ -195,7 +210,8 @@ async fn rerun_button_then_approval_creates_exactly_one_job_and_reports_it() {
             "rerun.requested",
             "rerun.approved",
             "rerun.created",
-            "rerun.succeeded"
+            "rerun.succeeded",
+            "incident.recovered"
         ]
     );
     t.finish().await;

@@ -10,7 +10,9 @@ use rerun_bot::core::alert::LogTail;
 use rerun_bot::core::hold::Operation;
 use rerun_bot::core::request::{Event, RerunRequest, State, transition};
 use rerun_bot::core::{FailureAlert, ThreadState};
-use rerun_bot::store::{AlertRecord, AlertState, AuditEvent, KubeStore, SledStore, Store, migrate};
+use rerun_bot::store::{
+    AlertRecord, AlertState, AuditEvent, KubeStore, RecordKind, SledStore, Store, migrate,
+};
 use serde_json::json;
 
 use crate::support::{FakeKube, Resource};
@@ -101,6 +103,7 @@ fn alert(uid: &str) -> AlertRecord {
         status: None,
         number: 0,
         platform: Default::default(),
+        digest: None,
     }
 }
 
@@ -201,6 +204,7 @@ async fn threads_are_kept_per_key(b: Backend) {
         parent_job_uid: "u1".into(),
         opened_at: at(),
         failures: 1,
+        ..Default::default()
     };
     store
         .put_thread("default/billing-sync", &thread)
@@ -463,6 +467,7 @@ fn thread_state(ts: &str, failures: u32) -> ThreadState {
         parent_job_uid: "u1".into(),
         opened_at: at(),
         failures,
+        ..Default::default()
     }
 }
 
@@ -625,6 +630,14 @@ async fn used_sled_store(dir: &std::path::Path) -> SledStore {
         .await
         .unwrap();
     store
+        .put_record(
+            RecordKind::History,
+            "default/billing-sync",
+            &serde_json::json!({"runs": [], "last_success": null, "failures_in_a_row": 2}),
+        )
+        .await
+        .unwrap();
+    store
         .put_thread("teams/default/billing-sync", &thread_state("1:root", 2))
         .await
         .unwrap();
@@ -635,12 +648,13 @@ async fn used_sled_store(dir: &std::path::Path) -> SledStore {
     store
 }
 
-const PLURALS: [&str; 5] = [
+const PLURALS: [&str; 6] = [
     "rerunrequests",
     "maintenanceholds",
     "jobalerts",
     "alertthreads",
     "auditevents",
+    "botrecords",
 ];
 
 /// What `kubectl get` would show: every object's name and resourceVersion, per kind.
@@ -709,10 +723,16 @@ async fn migrate_copies_a_sled_store_into_custom_resources_once() {
             holds: count(1, 0),
             alerts: count(4, 0),
             threads: count(2, 0),
+            records: count(1, 0),
             audit: count(5, 0),
         }
     );
-    assert_eq!(summary.copied(), 16);
+    assert_eq!(summary.copied(), 17);
+    assert_eq!(
+        b.open().await.records(RecordKind::History).await.unwrap(),
+        sled.records(RecordKind::History).await.unwrap(),
+        "other records copied as they are"
+    );
 
     // A bot on the custom resources (a new instance) reads all of it, equal.
     let store = b.open().await;
@@ -764,7 +784,7 @@ async fn migrate_copies_a_sled_store_into_custom_resources_once() {
 
     // Run twice = same result: nothing copied, no object created or written.
     let before = objects(kube);
-    assert_eq!(before.len(), 4 + 1 + 4 + 2 + 6);
+    assert_eq!(before.len(), 4 + 1 + 4 + 2 + 6 + 1);
     let again = migrate::migrate(&sled, &*b.open().await).await.unwrap();
     assert_eq!(
         again,
@@ -773,6 +793,7 @@ async fn migrate_copies_a_sled_store_into_custom_resources_once() {
             holds: count(0, 1),
             alerts: count(0, 4),
             threads: count(0, 2),
+            records: count(0, 1),
             audit: count(0, 5),
         }
     );
@@ -817,6 +838,7 @@ async fn an_interrupted_migration_is_finished_by_running_it_again() {
             holds: count(1, 0),
             alerts: count(3, 1),
             threads: count(1, 1),
+            records: count(1, 0),
             audit: count(3, 2),
         }
     );

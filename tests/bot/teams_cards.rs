@@ -5,12 +5,12 @@
 use chrono::{DateTime, TimeZone, Utc};
 use rerun_bot::chat::teams::cards;
 use rerun_bot::chat::{Confirm, Form, FormKind, FormValues, Outgoing, Reply};
-use rerun_bot::core::FailureAlert;
 use rerun_bot::core::alert::LogTail;
 use rerun_bot::core::hold::{Item, Kind, Operation, Outcome, Phase};
 use rerun_bot::core::model::ContainerExit;
 use rerun_bot::core::overrides::{ArgsMode, Diff, EnvChange, Overrides};
 use rerun_bot::core::request::{RerunRequest, State};
+use rerun_bot::core::{AlertStory, FailureAlert};
 use serde_json::Value;
 
 use crate::support::cards::validate_cards;
@@ -408,10 +408,14 @@ fn verbs(card: &Value) -> Vec<String> {
 }
 
 fn alert_card(alert: &FailureAlert, failures: u32, reply: bool, status: Option<&str>) -> Value {
+    let story = AlertStory {
+        failures,
+        ..AlertStory::single()
+    };
     cards::message(
         &Outgoing::Alert {
             alert,
-            failures,
+            story: &story,
             reply,
             status,
         },
@@ -446,7 +450,18 @@ fn teams_cards_alerts() {
         "{body}"
     );
     assert!(body.contains(r#""fontType":"Monospace""#));
-    assert_eq!(verbs(&backoff), ["rerun", "rerun_with_changes", "hold"]);
+    assert_eq!(
+        verbs(&backoff),
+        [
+            "rerun",
+            "rerun_with_changes",
+            "hold",
+            "snooze",
+            "snooze",
+            "snooze",
+            "snooze"
+        ]
+    );
     assert_eq!(
         backoff["actions"][0]["data"]["msteams"]["type"],
         "task/fetch"
@@ -584,7 +599,15 @@ fn teams_cards_a_megabyte_of_log_fits_and_keeps_its_end() {
     assert!(card["body"].to_string().contains("cut to fit"));
     assert_eq!(
         verbs(&card),
-        ["rerun", "rerun_with_changes", "hold"],
+        [
+            "rerun",
+            "rerun_with_changes",
+            "hold",
+            "snooze",
+            "snooze",
+            "snooze",
+            "snooze"
+        ],
         "buttons survive"
     );
     validate_cards(&[card]);

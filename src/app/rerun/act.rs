@@ -232,6 +232,11 @@ impl App {
         self.notify(&next, &text).await;
         self.update_card(&next).await;
         self.set_alert_status(&next, text).await;
+        // The rerun's success ends the CronJob's incident (after its own report).
+        if let Some(run) = crate::core::incident::Run::of(&job).filter(|r| r.succeeded) {
+            self.close_incidents(&job.namespace, &next.cronjob, &run)
+                .await;
+        }
     }
 
     // ----- telling ----------------------------------------------------------
@@ -283,12 +288,12 @@ impl App {
             if let Err(e) = self.store.put_alert(&key, &record).await {
                 tracing::warn!(error = %e, "cannot store the alert status");
             }
-            let Some((at, failures, false)) = self.posted_alert(&record).await else {
+            let Some((at, story, false)) = self.posted_alert(&record).await else {
                 continue;
             };
             let message = Outgoing::Alert {
                 alert: &record.alert,
-                failures,
+                story: &story,
                 reply: false,
                 status: record.status.as_deref(),
             };

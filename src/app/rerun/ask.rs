@@ -255,7 +255,7 @@ impl App {
     }
 
     /// The CronJob `name` (in `namespace`, or the only one of that name).
-    pub(super) fn find_cronjob(
+    pub(crate) fn find_cronjob(
         &self,
         name: &str,
         namespace: Option<&str>,

@@ -8,14 +8,16 @@ use slack_morphism::prelude::*;
 
 use crate::chat::wording::{self, Markup};
 use crate::chat::{Form, FormKind, FormValues};
-use crate::core::FailureAlert;
 use crate::core::alert::LogTail;
 use crate::core::hold::Operation;
 use crate::core::overrides::{ArgsMode, Diff};
 use crate::core::request::{RerunRequest, State};
+use crate::core::storm::Digest;
 use crate::core::text::truncate_chars;
+use crate::core::{AlertStory, FailureAlert};
 
 mod batch;
+mod snooze;
 pub use batch::batch_card;
 
 /// Block Kit limits (DESIGN.md "Fine points").
@@ -565,12 +567,12 @@ pub fn form_values(state: Option<&SlackViewState>) -> FormValues {
 /// The failure alert (top level or, with `reply`, a repeated failure in its thread).
 pub fn failure_alert(
     alert: &FailureAlert,
-    failures: u32,
+    story: &AlertStory,
     reply: bool,
     status: Option<&str>,
 ) -> Rendered {
     let what = format!("{}/{}", alert.namespace, alert.cronjob);
-    let header = wording::alert_header(alert, reply);
+    let header = wording::alert_header(alert, story, reply);
     let mut blocks: Vec<SlackBlock> = vec![
         SlackHeaderBlock::new(SlackBlockPlainText::new(truncate_chars(&header, HEADER_MAX)).into())
             .into(),
@@ -664,7 +666,7 @@ pub fn failure_alert(
         LogTail::NotCaptured => {}
     }
 
-    let mut notes = wording::alert_notes(&Slack, alert, failures, reply);
+    let mut notes = wording::alert_notes(&Slack, alert, story, reply);
     if let Some(status) = status {
         notes.push(keep_links(&escape_keep_mentions(status, 1000)));
     }
@@ -678,29 +680,35 @@ pub fn failure_alert(
     }
 
     if !alert.cronjob_missing {
+        // Recovered: nothing to rerun any more; Hold stays.
+        let mut actions = Vec::new();
+        if story.recovered.is_none() {
+            actions.push(button(
+                "rerun",
+                "Rerun",
+                &alert.job_uid,
+                Some(SlackBlockButtonStyle::Primary),
+            ));
+            actions.push(button(
+                "rerun_with_changes",
+                "Rerun with changes…",
+                &alert.job_uid,
+                None,
+            ));
+        }
+        actions.push(button(
+            "hold",
+            "Hold",
+            &alert.job_uid,
+            Some(SlackBlockButtonStyle::Danger),
+        ));
+        if story.recovered.is_none() {
+            actions.push(snooze::control(&alert.job_uid));
+        }
         blocks.push(
-            SlackActionsBlock::new(vec![
-                button(
-                    "rerun",
-                    "Rerun",
-                    &alert.job_uid,
-                    Some(SlackBlockButtonStyle::Primary),
-                ),
-                button(
-                    "rerun_with_changes",
-                    "Rerun with changes…",
-                    &alert.job_uid,
-                    None,
-                ),
-                button(
-                    "hold",
-                    "Hold",
-                    &alert.job_uid,
-                    Some(SlackBlockButtonStyle::Danger),
-                ),
-            ])
-            .with_block_id("alert_actions".into())
-            .into(),
+            SlackActionsBlock::new(actions)
+                .with_block_id("alert_actions".into())
+                .into(),
         );
     }
 
@@ -712,6 +720,40 @@ pub fn failure_alert(
             ),
             500,
         ),
+        blocks,
+    }
+}
+
+/// A storm digest: how many failed where, the first of them, and "Rerun all failed…".
+pub fn digest(d: &Digest) -> Rendered {
+    let headline = wording::digest_headline(d);
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(
+            SlackBlockPlainText::new(truncate_chars(&headline, HEADER_MAX)).into(),
+        )
+        .into(),
+        section(truncate_chars(
+            &wording::digest_namespaces(&Slack, d),
+            SECTION_TEXT_MAX,
+        )),
+    ];
+    let list = wording::digest_list(&Slack, d).join("\n");
+    if !list.is_empty() {
+        blocks.push(section(truncate_chars(&list, SECTION_TEXT_MAX)));
+    }
+    blocks.push(context(escape_cut(&wording::digest_note(d), 2000)));
+    blocks.push(
+        SlackActionsBlock::new(vec![button(
+            "rerun_failed",
+            "Rerun all failed…",
+            &d.id,
+            Some(SlackBlockButtonStyle::Primary),
+        )])
+        .with_block_id("digest_actions".into())
+        .into(),
+    );
+    Rendered {
+        text: escape_cut(&headline, 500),
         blocks,
     }
 }

@@ -223,15 +223,16 @@ impl SlackChat {
         match message {
             Outgoing::Alert {
                 alert,
-                failures,
+                story,
                 reply,
                 status,
-            } => messages::failure_alert(alert, *failures, *reply, *status),
+            } => messages::failure_alert(alert, story, *reply, *status),
             Outgoing::Notice(text) => messages::notice(text),
             Outgoing::Request(request) => messages::approval_card(request),
             Outgoing::Batch(batch) => messages::batch_card(batch),
             Outgoing::History(requests) => messages::history(requests),
             Outgoing::Operation(op) => messages::operation(op),
+            Outgoing::Digest(d) => messages::digest(d),
         }
     }
 }
@@ -372,7 +373,10 @@ pub(crate) fn interactions_from(event: SlackInteractionEvent) -> Vec<Interaction
                     Interaction::Button(ButtonClick {
                         user: user.clone(),
                         action_id: action.action_id.to_string(),
-                        value: action.value,
+                        // A select (the alert's *Snooze…*) sends its chosen option.
+                        value: action
+                            .value
+                            .or_else(|| action.selected_option.map(|o| o.value)),
                         message: message.clone(),
                         trigger_id: ev.trigger_id.to_string(),
                     })

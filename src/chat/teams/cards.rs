@@ -19,14 +19,16 @@ use serde_json::{Value, json};
 
 use crate::chat::wording::{self, Markup};
 use crate::chat::{Confirm, Form, FormKind, FormValues, Outgoing, Reply};
-use crate::core::FailureAlert;
 use crate::core::alert::LogTail;
 use crate::core::hold::Operation;
 use crate::core::overrides::ArgsMode;
 use crate::core::request::{RerunRequest, State};
+use crate::core::storm::Digest;
 use crate::core::text::truncate_chars;
+use crate::core::{AlertStory, FailureAlert};
 
 mod batch;
+mod snooze;
 pub use batch::batch_card;
 
 /// Display name for a user id seen as `<@id>` in neutral text (Entra object id or Slack id).
@@ -400,15 +402,16 @@ pub fn message(message: &Outgoing<'_>, names: Names) -> Value {
     match message {
         Outgoing::Alert {
             alert,
-            failures,
+            story,
             reply,
             status,
-        } => failure_alert(alert, *failures, *reply, *status, names),
+        } => failure_alert(alert, story, *reply, *status, names),
         Outgoing::Notice(text) => notice(text, names),
         Outgoing::Request(req) => approval_card(req, names),
         Outgoing::Batch(batch) => batch_card(batch, names),
         Outgoing::History(requests) => history(requests, names),
         Outgoing::Operation(op) => operation(op, names),
+        Outgoing::Digest(d) => digest_card(d, names),
     }
 }
 
@@ -459,6 +462,29 @@ pub fn reply_text(reply: &Reply, names: Names) -> String {
 }
 
 /// A plain notice (for example in a thread).
+/// A storm digest: how many failed where, the first of them, and "Rerun all failed…".
+pub fn digest_card(d: &Digest, names: Names) -> Value {
+    let m = Teams { names };
+    let mut body = vec![
+        heading(&wording::digest_headline(d)),
+        text_block(&wording::digest_namespaces(&m, d)),
+    ];
+    let list = wording::digest_list(&m, d);
+    if !list.is_empty() {
+        body.push(text_block(&list.join("\n\n")));
+    }
+    body.push(subtle(&escape(&wording::digest_note(d))));
+    card(
+        body,
+        vec![execute(
+            "rerun_failed",
+            "Rerun all failed…",
+            &d.id,
+            Some("positive"),
+        )],
+    )
+}
+
 pub fn notice(text: &str, names: Names) -> Value {
     card(
         paragraphs(markdown(&truncate_chars(text, 4000), names)),
@@ -480,13 +506,13 @@ pub fn confirm(c: &Confirm, names: Names) -> Value {
 /// The failure alert (top level or, with `reply`, a repeated failure in its thread).
 pub fn failure_alert(
     alert: &FailureAlert,
-    failures: u32,
+    story: &AlertStory,
     reply: bool,
     status: Option<&str>,
     names: Names,
 ) -> Value {
     let m = Teams { names };
-    let mut body = vec![heading(&wording::alert_header(alert, reply))];
+    let mut body = vec![heading(&wording::alert_header(alert, story, reply))];
     let mut reason = format!("**Reason:** {}", m.text(&alert.reason, 200));
     if !alert.message.is_empty() {
         reason.push_str(&format!(" — {}", m.text(&alert.message, 1000)));
@@ -595,7 +621,7 @@ pub fn failure_alert(
         LogTail::NotCaptured => {}
     }
 
-    let notes = wording::alert_notes(&m, alert, failures, reply);
+    let notes = wording::alert_notes(&m, alert, story, reply);
     if !notes.is_empty() {
         body.push(subtle(&notes.join(" ")));
     }
@@ -603,20 +629,28 @@ pub fn failure_alert(
         body.extend(paragraphs(markdown(&truncate_chars(status, 1000), names)));
     }
 
-    let actions = if alert.cronjob_missing {
-        vec![]
-    } else {
-        vec![
-            open_form("rerun", "Rerun", &alert.job_uid, Some("positive")),
-            open_form(
+    let mut actions = Vec::new();
+    if !alert.cronjob_missing {
+        // Recovered: nothing to rerun any more; Hold stays.
+        if story.recovered.is_none() {
+            actions.push(open_form(
+                "rerun",
+                "Rerun",
+                &alert.job_uid,
+                Some("positive"),
+            ));
+            actions.push(open_form(
                 "rerun_with_changes",
                 "Rerun with changes…",
                 &alert.job_uid,
                 None,
-            ),
-            execute("hold", "Hold", &alert.job_uid, Some("destructive")),
-        ]
-    };
+            ));
+        }
+        actions.push(execute("hold", "Hold", &alert.job_uid, Some("destructive")));
+        if story.recovered.is_none() {
+            actions.push(snooze::control(&alert.job_uid));
+        }
+    }
     card(body, actions)
 }
 

@@ -1,0 +1,283 @@
+//! Incidents: a CronJob's failures are one story until one of its Jobs
+//! succeeds (`core::incident`).
+//!
+//! Every finished Job of a CronJob is recorded once in the CronJob's
+//! [`RunHistory`] (kept in memory, fed by the Job watch, stored when new). A
+//! success newer than the incident's last failure closes the incident on
+//! every platform: its first alert says so (its Rerun buttons go, Hold
+//! stays) and its thread gets a summary line.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{App, BOT_ACTOR};
+use crate::chat::{Outgoing, Platform};
+use crate::core::incident::{self, AlertStory, Recorded, Run, RunHistory};
+use crate::core::request::{RerunRequest, State};
+use crate::core::{JobSnapshot, ThreadState};
+use crate::store::{self, AlertRecord, AuditEvent, RecordKind, thread_key};
+
+fn history_key(namespace: &str, cronjob: &str) -> String {
+    format!("{namespace}/{cronjob}")
+}
+
+impl App {
+    /// Loads the stored run histories (at the start of each leadership term,
+    /// before the Job watch replays what the cluster still has).
+    pub(crate) async fn load_histories(&self) {
+        match store::all_records::<RunHistory>(self.store.as_ref(), RecordKind::History).await {
+            Ok(all) => {
+                let mut map = self.histories.lock().expect("history lock");
+                for (key, stored) in all {
+                    match map.get_mut(&key) {
+                        // Known from an earlier term: what was seen since counts too.
+                        Some(current) => {
+                            for run in stored.runs {
+                                current.record(run);
+                            }
+                        }
+                        None => {
+                            map.insert(key, stored);
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the run histories"),
+        }
+    }
+
+    /// The CronJob's history as the bot knows it.
+    pub(crate) fn run_history(&self, namespace: &str, cronjob: &str) -> RunHistory {
+        self.histories
+            .lock()
+            .expect("history lock")
+            .get(&history_key(namespace, cronjob))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Records a finished Job of a CronJob (once per Job) and stores the
+    /// history; returns the run when it is a new success, which ends the
+    /// CronJob's incidents. Cheap when the Job was seen before.
+    pub(crate) fn on_finished_job(self: &Arc<Self>, job: &JobSnapshot) -> Option<Run> {
+        let run = Run::of(job)?;
+        let key = history_key(&job.namespace, job.cronjob.as_deref().unwrap_or_default());
+        let recorded = self
+            .histories
+            .lock()
+            .expect("history lock")
+            .entry(key.clone())
+            .or_default()
+            .record(run.clone());
+        if recorded == Recorded::Unchanged {
+            return None;
+        }
+        let this = self.clone();
+        self.spawn(async move { this.store_history(&key).await });
+        (recorded == Recorded::Success).then_some(run)
+    }
+
+    /// Ends the incidents of the CronJob of `job` after `run` succeeded, in a task.
+    pub(crate) fn spawn_close_incidents(self: &Arc<Self>, job: &JobSnapshot, run: Run) {
+        let this = self.clone();
+        let namespace = job.namespace.clone();
+        let cronjob = job.cronjob.clone().unwrap_or_default();
+        self.spawn(async move { this.close_incidents(&namespace, &cronjob, &run).await });
+    }
+
+    /// Writes the history as it is in memory now (under its lock, so the
+    /// last write is the newest).
+    async fn store_history(&self, key: &str) {
+        let lock = self.thread_lock(&format!("history/{key}"));
+        let _serialized = lock.lock().await;
+        let Some(history) = self
+            .histories
+            .lock()
+            .expect("history lock")
+            .get(key)
+            .cloned()
+        else {
+            return;
+        };
+        if let Err(e) =
+            store::put_record(self.store.as_ref(), RecordKind::History, key, &history).await
+        {
+            tracing::warn!(error = %e, cronjob = %key, "cannot store the run history");
+        }
+    }
+
+    /// Closes the CronJob's open incident on every platform after `run` succeeded.
+    pub(crate) async fn close_incidents(&self, namespace: &str, cronjob: &str, run: &Run) {
+        for platform in Platform::ALL {
+            let key = thread_key(platform, namespace, cronjob);
+            let lock = self.thread_lock(&key);
+            let _serialized = lock.lock().await;
+            let Ok(Some(thread)) = self.store.thread(&key).await else {
+                continue;
+            };
+            let Some(closed) = incident::recover(&thread, &run.job, run.finished_at, run.rerun)
+            else {
+                continue;
+            };
+            if !self.leads() {
+                return; // the leader closes it
+            }
+            if let Err(e) = self.store.put_thread(&key, &closed).await {
+                tracing::warn!(error = %e, cronjob = %key, "cannot record the recovery");
+                continue;
+            }
+            let reruns = self.incident_reruns(namespace, cronjob, &closed).await;
+            let _ = self
+                .store
+                .append_audit(&AuditEvent {
+                    at: Utc::now(),
+                    actor: BOT_ACTOR.into(),
+                    action: "incident.recovered".into(),
+                    subject: format!("{namespace}/{cronjob}"),
+                    platform: None,
+                    detail: serde_json::json!({
+                        "platform": platform,
+                        "job": run.job,
+                        "failures": closed.failures,
+                        "since": closed.since,
+                        "recovered_at": run.finished_at,
+                        "reruns": reruns.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                    }),
+                })
+                .await;
+            if let Err(e) = self.store.flush().await {
+                tracing::warn!(error = %e, "cannot flush the store");
+            }
+            tracing::info!(cronjob = %key, job = %run.job, failures = closed.failures, "incident recovered");
+            self.refresh_thread_parent(&closed).await;
+            if closed.digest.is_some() {
+                self.digest_recovered(platform, &closed.channel, namespace, cronjob)
+                    .await;
+            }
+            let line = recovery_summary(&closed, &reruns, run.finished_at);
+            if let Err(e) = self
+                .chat
+                .post(&closed.posted_in, Some(&closed.ts), Outgoing::Notice(&line))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot post the recovery into the thread");
+            }
+        }
+    }
+
+    /// The rerun requests made for the CronJob during the incident.
+    async fn incident_reruns(
+        &self,
+        namespace: &str,
+        cronjob: &str,
+        thread: &ThreadState,
+    ) -> Vec<RerunRequest> {
+        let since = thread.since.unwrap_or(thread.opened_at);
+        let until = thread.recovered.as_ref().map(|r| r.at);
+        self.store
+            .requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.namespace == namespace && r.cronjob == cronjob)
+            .filter(|r| r.requested_at >= since && until.is_none_or(|u| r.requested_at <= u))
+            .collect()
+    }
+
+    /// What an alert shows of its incident and of the CronJob's history.
+    pub(crate) fn story(
+        &self,
+        record: &AlertRecord,
+        thread: Option<&ThreadState>,
+        reply: bool,
+    ) -> AlertStory {
+        let a = &record.alert;
+        let history = self.run_history(&a.namespace, &a.cronjob);
+        let status_success = self
+            .cached_cronjob(&a.namespace, &a.cronjob)
+            .and_then(|c| c.last_successful_time);
+        let mut story = AlertStory {
+            failures: 1,
+            last_success: history.last_success_at(status_success),
+            known_runs: !history.runs.is_empty(),
+            runs: history.strip(),
+            ..AlertStory::default()
+        };
+        // The thread this alert opened (its first alert) tells the incident.
+        if let Some(t) = thread {
+            if reply {
+                story.failures = record.number.max(2);
+            } else if t.parent_job_uid_matches(record) {
+                story.failures = t.failures;
+                story.since = t.since;
+                story.recovered = t.recovered.clone();
+                story.continues_from = t.continues_from;
+            }
+        }
+        story
+    }
+}
+
+trait ThreadParent {
+    fn parent_job_uid_matches(&self, record: &AlertRecord) -> bool;
+}
+
+impl ThreadParent for ThreadState {
+    /// The thread's first alert is this record's (any platform's copy).
+    fn parent_job_uid_matches(&self, record: &AlertRecord) -> bool {
+        self.parent_job_uid == record.alert.job_uid
+            || self.parent_job_uid == store::alert_key(record.platform, &record.alert.job_uid)
+    }
+}
+
+/// The thread's last line of an incident: failures, reruns, time to recovery.
+fn recovery_summary(thread: &ThreadState, reruns: &[RerunRequest], at: DateTime<Utc>) -> String {
+    let Some(r) = &thread.recovered else {
+        return String::new();
+    };
+    let since = thread.since.unwrap_or(thread.opened_at);
+    let took = humantime::format_duration(std::time::Duration::from_secs(
+        (at - since).num_seconds().max(0) as u64 / 60 * 60,
+    ));
+    let failures = match r.failures {
+        1 => "1 failure".to_string(),
+        n => format!("{n} failures"),
+    };
+    let mut line = format!(
+        "✅ Recovered: {} succeeded at {}. Incident: {failures} since {}, {took} to recovery.",
+        r.job,
+        at.format("%Y-%m-%d %H:%M UTC"),
+        since.format("%H:%M UTC"),
+    );
+    if reruns.is_empty() {
+        line.push_str(" No reruns.");
+    }
+    for req in reruns {
+        let approver = req
+            .approved_by
+            .as_deref()
+            .map(|a| format!(", approved by <@{a}>"))
+            .unwrap_or_default();
+        let ticket = match (&req.ticket, &req.ticket_url) {
+            (Some(t), Some(url)) => format!(", ticket {t} ({url})"),
+            (Some(t), None) => format!(", ticket {t}"),
+            _ => String::new(),
+        };
+        let outcome = match req.state {
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Pending => "pending",
+            State::Approved | State::Created => "running",
+            State::Denied => "denied",
+            State::Cancelled => "cancelled",
+            State::Expired => "expired",
+            State::Aborted => "not run",
+        };
+        line.push_str(&format!(
+            "\n• Rerun {} by <@{}>{approver}: \"{}\"{ticket} — {outcome}.",
+            req.id, req.requested_by, req.reason
+        ));
+    }
+    line
+}

@@ -321,7 +321,7 @@ impl App {
         let reply = thread_ts.is_some();
         // The thread's story belongs to its first alert only.
         let own = thread.as_ref().filter(|t| t.ts == *ts || reply);
-        let story = self.story(record, own, reply);
+        let story = self.alert_story(record, own, reply).await;
         let channel = channel
             .clone()
             .or_else(|| {
@@ -417,6 +417,15 @@ impl App {
                 ..t.clone()
             },
         };
+        // Snoozed: recorded and counted in the open incident, posted nowhere.
+        if let Some(snooze) = self
+            .count_suppressed(&record.alert.namespace, &record.alert.cronjob, now)
+            .await
+        {
+            self.suppress_alert(uid, record, &key, &grouping, next, &snooze)
+                .await;
+            return;
+        }
         let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
         // In a storm a new incident is a line of the channel's digest.
         let in_storm = top && self.joins_storm(&record, now).await;
@@ -433,7 +442,7 @@ impl App {
                 )
             }),
             Grouping::NewThread | Grouping::Resurface(_) => {
-                let story = self.story(&record, Some(&next), false);
+                let story = self.alert_story(&record, Some(&next), false).await;
                 self.post_top_level(&record, &story)
                     .await
                     .map(|at| (at, None, None))
@@ -536,6 +545,54 @@ impl App {
         }
     }
 
+    /// A failure of a snoozed CronJob: its record says so (no retry posts it),
+    /// an open incident counts it and its alert shows the snooze.
+    async fn suppress_alert(
+        &self,
+        uid: &str,
+        mut record: AlertRecord,
+        key: &str,
+        grouping: &Grouping,
+        mut next: ThreadState,
+        snooze: &crate::core::snooze::Snooze,
+    ) {
+        record.state = AlertState::Snoozed;
+        if let Err(e) = self.store.put_alert(uid, &record).await {
+            tracing::warn!(error = %e, "cannot record the snoozed failure");
+        }
+        if let Grouping::Reply(t) = grouping
+            && t.recovered.is_none()
+        {
+            next.suppressed = t.suppressed + 1;
+            if let Err(e) = self.store.put_thread(key, &next).await {
+                tracing::warn!(error = %e, "cannot count the snoozed failure");
+            }
+            self.refresh_thread_parent(&next).await;
+        }
+        let _ = self
+            .store
+            .append_audit(&AuditEvent {
+                at: Utc::now(),
+                actor: BOT_ACTOR.into(),
+                action: "alert.snoozed".into(),
+                subject: format!("{}/{}", record.alert.namespace, record.alert.cronjob),
+                platform: None,
+                detail: serde_json::json!({
+                    "platform": record.platform,
+                    "job": record.alert.job,
+                    "job_uid": record.alert.job_uid,
+                    "reason": record.alert.reason,
+                    "snoozed_by": snooze.by,
+                    "until": snooze.until,
+                }),
+            })
+            .await;
+        if let Err(e) = self.store.flush().await {
+            tracing::warn!(error = %e, "cannot flush the store");
+        }
+        tracing::info!(job = %record.alert.job, cronjob = %key, "failure of a snoozed CronJob: not posted");
+    }
+
     /// Posts to the routed channel, falling back to the default channel when
     /// the bot cannot post there (wrong id in the annotation, not invited).
     async fn post_top_level(
@@ -573,7 +630,7 @@ impl App {
             channel: thread.posted_in.clone(),
             ts: thread.ts.clone(),
         };
-        let story = self.story(&parent, Some(thread), false);
+        let story = self.alert_story(&parent, Some(thread), false).await;
         let message = Outgoing::Alert {
             alert: &parent.alert,
             story: &story,

@@ -164,6 +164,48 @@ impl App {
                 tracing::warn!(error = %e, "cannot post the recovery into the thread");
             }
         }
+        if self.leads() {
+            // A snooze "until it recovers" ends with the incident (audited there).
+            self.end_snooze_on_recovery(namespace, cronjob).await;
+        }
+    }
+
+    /// A snooze ended: the CronJob's open incidents get one line saying what
+    /// it kept quiet, and their alerts lose the snooze line.
+    pub(crate) async fn tell_snooze_ended(&self, snooze: &crate::core::snooze::Snooze) {
+        if !self.leads() {
+            return;
+        }
+        for platform in Platform::ALL {
+            let key = thread_key(platform, &snooze.namespace, &snooze.cronjob);
+            let lock = self.thread_lock(&key);
+            let _serialized = lock.lock().await;
+            let Ok(Some(thread)) = self.store.thread(&key).await else {
+                continue;
+            };
+            if thread.recovered.is_some() {
+                continue;
+            }
+            let quiet = match snooze.suppressed {
+                0 => "no failure".to_string(),
+                1 => "1 failure".to_string(),
+                n => format!("{n} failures"),
+            };
+            let line = format!(
+                "🔔 Snooze by <@{}> ended: {quiet} while snoozed. The incident is still open ({} failures since {}).",
+                snooze.by,
+                thread.failures,
+                thread.since.unwrap_or(thread.opened_at).format("%Y-%m-%d %H:%M UTC"),
+            );
+            if let Err(e) = self
+                .chat
+                .post(&thread.posted_in, Some(&thread.ts), Outgoing::Notice(&line))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot post the end of the snooze");
+            }
+            self.refresh_thread_parent(&thread).await;
+        }
     }
 
     /// The rerun requests made for the CronJob during the incident.
@@ -183,6 +225,21 @@ impl App {
             .filter(|r| r.namespace == namespace && r.cronjob == cronjob)
             .filter(|r| r.requested_at >= since && until.is_none_or(|u| r.requested_at <= u))
             .collect()
+    }
+
+    /// [`App::story`] with the CronJob's snooze (on the incident's first alert).
+    pub(crate) async fn alert_story(
+        &self,
+        record: &AlertRecord,
+        thread: Option<&ThreadState>,
+        reply: bool,
+    ) -> AlertStory {
+        let mut story = self.story(record, thread, reply);
+        if !reply && story.recovered.is_none() {
+            let a = &record.alert;
+            story.snoozed = self.active_snooze(&a.namespace, &a.cronjob, Utc::now()).await;
+        }
+        story
     }
 
     /// What an alert shows of its incident and of the CronJob's history.

@@ -106,16 +106,15 @@ impl App {
     }
 
     /// Called once whenever a snooze ends by itself (its time ran out, or the
-    /// CronJob recovered), after it is deleted and audited. Posts nothing yet:
-    /// the incidents' code is to put one summary line ("🔕 snooze by … ended:
-    /// N failures while snoozed") into the open incident's thread, when there
-    /// is one. `snooze.suppressed` counts the failures it kept quiet.
+    /// CronJob recovered), after it is deleted and audited: the open
+    /// incident's thread gets one summary line (`App::tell_snooze_ended`).
     pub async fn snooze_ended(&self, snooze: &Snooze) {
         tracing::info!(
             cronjob = %snooze.key(),
             suppressed = snooze.suppressed,
             "snooze ended"
         );
+        self.tell_snooze_ended(snooze).await;
     }
 
     /// The leader's timer: ends the snoozes whose time ran out, every second.

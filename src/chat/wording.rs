@@ -342,8 +342,8 @@ pub fn alert_notes(
     if reply {
         notes.push(format!("Failure #{} of this incident.", story.failures));
     }
-    if let Some(snoozed) = &story.snoozed {
-        notes.push(snoozed.clone());
+    if let Some(snoozed) = story.snoozed.as_ref().filter(|_| !reply) {
+        notes.push(snooze_line(m, snoozed));
     }
     if !reply {
         notes.push(history_line(m, story));

@@ -269,8 +269,8 @@ pub struct AlertStory {
     pub known_runs: bool,
     /// Last runs, oldest first (`true`: succeeded).
     pub runs: Vec<bool>,
-    /// "🔕 snoozed by … until …", when snoozed.
-    pub snoozed: Option<String>,
+    /// The CronJob's snooze, while it is snoozed.
+    pub snoozed: Option<super::snooze::Snooze>,
 }
 
 impl AlertStory {

@@ -163,6 +163,7 @@ impl Held for crds::JobAlert {
             state: match a.value.state {
                 AlertState::Pending => "Pending",
                 AlertState::Posted { .. } => "Posted",
+                AlertState::Snoozed => "Snoozed",
             }
             .to_string(),
             record: to_json(a),

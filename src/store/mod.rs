@@ -121,6 +121,8 @@ pub enum AlertState {
         #[serde(default)]
         channel: Option<String>,
     },
+    /// Not posted: the CronJob was snoozed (the failure still counts in its incident).
+    Snoozed,
 }
 
 /// One line of the audit trail: who did what, when, to what, and why.

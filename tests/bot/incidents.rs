@@ -287,3 +287,61 @@ async fn teams_alert_recovers_in_place() {
     );
     t.finish().await;
 }
+
+#[tokio::test]
+async fn snoozed_failures_count_in_the_incident_and_the_end_is_told_in_its_thread() {
+    let t = Tester::with_args(&["--audit-token", AUDIT_TOKEN]).await;
+    t.kube.apply_cronjob(billing_sync().build());
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    let first = t.slack.next_message().await;
+    let answer = t
+        .command("U_BOB", CHANNEL, "/snooze", "billing-sync 3s --reason \"db migration\"")
+        .await;
+    assert_eq!(answer.status, 200);
+
+    // Snoozed: the failure is counted on the alert, posted nowhere.
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    let counted = t.slack.next_update().await;
+    assert_eq!(counted.ts, first.ts);
+    let text = counted.render();
+    assert!(text.contains("failed 2 times in a row"), "{text}");
+    assert!(text.contains("🔕 Snoozed by <@U_BOB>"), "{text}");
+    assert!(text.contains("db migration"), "{text}");
+
+    // The snooze runs out: one line in the thread, the alert loses the snooze.
+    let ended = t.slack.next_message().await;
+    assert_eq!(ended.thread_ts.as_deref(), Some(first.ts.as_str()));
+    let line = ended.render();
+    assert!(line.contains("ended: 1 failure while snoozed"), "{line}");
+    assert!(line.contains("still open"), "{line}");
+    let after = t.slack.next_update().await;
+    assert!(!after.render().contains("🔕"), "{}", after.render());
+    let actions = audit_actions(&t).await;
+    for a in ["alert.snoozed", "snooze.set", "snooze.ended"] {
+        assert!(actions.iter().any(|x| x == a), "{a} not in {actions:?}");
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_snooze_until_recovered_ends_with_the_incident() {
+    let t = Tester::with_args(&["--audit-token", AUDIT_TOKEN]).await;
+    t.kube.apply_cronjob(billing_sync().build());
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    let first = t.slack.next_message().await;
+    t.command("U_BOB", CHANNEL, "/snooze", "billing-sync until-recovered")
+        .await;
+    succeed(&t, "billing-sync");
+    let recovered = t.slack.next_update().await;
+    assert_eq!(recovered.ts, first.ts);
+    assert!(recovered.render().contains("recovered"), "{}", recovered.render());
+    let summary = t.slack.next_message().await;
+    assert!(summary.render().contains("Recovered"), "{}", summary.render());
+    let list = t.command("U_DAVE", CHANNEL, "/snooze", "list").await;
+    assert!(
+        !list.body.contains("default/billing-sync"),
+        "the snooze ended: {}",
+        list.body
+    );
+    t.finish().await;
+}

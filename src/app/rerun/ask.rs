@@ -31,7 +31,9 @@ impl App {
                 m.channel.clone(),
                 Some(thread_ts.clone().unwrap_or_else(|| ts.clone())),
             ),
-            (Some(m), AlertState::Pending) => (m.channel.clone(), Some(m.ts.clone())),
+            (Some(m), AlertState::Pending | AlertState::Snoozed) => {
+                (m.channel.clone(), Some(m.ts.clone()))
+            }
             (None, _) => (record.channel.clone(), None),
         };
         let target = FormTarget {

@@ -91,6 +91,17 @@ impl App {
         }
     }
 
+    /// A digest by its id (a button on it names it).
+    pub(crate) fn digest_by_id(&self, id: &str) -> Option<Digest> {
+        self.storms
+            .lock()
+            .expect("storm lock")
+            .digests
+            .values()
+            .find(|d| d.id == id)
+            .cloned()
+    }
+
     /// Whether a new incident of `record` joins its channel's storm digest
     /// (one is going on, or this incident starts one).
     pub(crate) async fn joins_storm(&self, record: &AlertRecord, now: DateTime<Utc>) -> bool {

@@ -60,7 +60,7 @@ fn answer_text(answer: &crate::support::tester::Answer) -> String {
 
 /// Takes every message, update and ephemeral message the bot sends until it
 /// is quiet for `quiet`; returns the messages (posts) and updates.
-async fn drain(t: &Tester, quiet: Duration) -> (Vec<Message>, Vec<Message>) {
+pub(crate) async fn drain(t: &Tester, quiet: Duration) -> (Vec<Message>, Vec<Message>) {
     let (mut posts, mut updates) = (Vec::new(), Vec::new());
     loop {
         let next = async {

@@ -175,3 +175,58 @@ async fn teams_storm_is_one_digest_card() {
     teams_headline(&t, digest.as_deref().unwrap(), "6 CronJobs failed").await;
     t.finish().await;
 }
+
+#[tokio::test]
+async fn rerun_all_failed_from_the_digest_is_one_batch_with_one_approval() {
+    let t = Tester::with_args(&["--storm-threshold", "2", "--approvers", "U_BOB"]).await;
+    let storm = names(4, 0);
+    fail_all(&t, &storm).await;
+    let mut digest = None;
+    let mut lines = Vec::new();
+    while lined(&lines).len() < 2 {
+        let m = t.slack.next_message().await;
+        match &m.thread_ts {
+            None if m.render().contains("CronJobs failed since") => digest = Some(m),
+            None => {}
+            Some(_) => lines.push(m.render()),
+        }
+    }
+    let digest = digest.expect("a digest");
+    slack_headline(&t, &digest.ts, "4 CronJobs failed").await;
+
+    // Rerun all failed…: a form for the reason, then one request for all four.
+    let answer = t.click("U_ALICE", &digest, "rerun_failed").await;
+    assert_eq!(answer.status, 200);
+    let view = t.next_view().await;
+    let submitted = t
+        .submit(
+            "U_ALICE",
+            &view,
+            &[(
+                "reason",
+                crate::support::slack::ViewValue::Text("db is back".into()),
+            )],
+        )
+        .await;
+    assert_eq!(submitted.status, 200);
+    let card = t.slack.next_message().await;
+    let shown = card.render();
+    assert!(shown.contains("Rerun 4 failed CronJobs"), "{shown}");
+    assert!(shown.contains("db is back"), "{shown}");
+    assert!(card.has_button("batch_approve"), "{:?}", card.buttons());
+
+    t.click("U_BOB", &card, "batch_approve").await;
+    crate::batch::drain(&t, Duration::from_millis(1500)).await;
+    let made: Vec<String> = t
+        .kube
+        .list(crate::support::Resource::Jobs, None)
+        .into_iter()
+        .filter(|j| j["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rerun-bot")
+        .map(|j| j["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(made.len(), 4, "one Job per CronJob of the storm: {made:?}");
+    for n in &storm {
+        assert!(made.iter().any(|m| m.starts_with(&format!("{n}-rerun-"))), "{n}: {made:?}");
+    }
+    t.finish().await;
+}

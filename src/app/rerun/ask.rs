@@ -42,6 +42,7 @@ impl App {
             alert: Some(alert.job_uid.clone()),
             channel,
             thread_ts,
+            failed_since: None,
         };
         let context = vec![format!(
             "Failed Job {}: {} ({} failed attempts){}",
@@ -98,6 +99,7 @@ impl App {
             &click.trigger_id,
             FormKind::RerunReason,
             &cj,
+            failed_since: None,
             target,
             context,
             FormValues::default(),
@@ -162,6 +164,9 @@ impl App {
                 Ok(o) => o,
                 Err(e) => return e.into_reply(true),
             },
+        if let Some(since) = target.failed_since {
+            return self.on_rerun_failed_form(form, &target, since).await;
+        }
         };
         let ticket = Some(form.values.ticket.trim().to_string()).filter(|t| !t.is_empty());
         let ask = Ask {
@@ -202,6 +207,7 @@ impl App {
             && let Err(why) = self.reruns.tickets.check(Some(ticket))
         {
             return Reply::Ephemeral(format!("{why}; nothing was requested."));
+            failed_since: None,
         }
         let missing_ticket = self.reruns.tickets.required && rerun.ticket.is_none();
         if rerun.reason.is_none() || missing_ticket {

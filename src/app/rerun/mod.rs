@@ -24,6 +24,7 @@ mod act;
 mod ask;
 mod batch;
 mod decide;
+mod from_digest;
 mod recover;
 
 use std::collections::HashMap;
@@ -64,6 +65,10 @@ struct FormTarget {
     /// Where the card goes, and in which thread.
     channel: String,
     thread_ts: Option<String>,
+    /// Set by a storm digest's *Rerun all failed…*: the form asks for a batch
+    /// of every CronJob that failed since then (`/rerun failed`), not one rerun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_since: Option<DateTime<Utc>>,
 }
 
 /// A request as asked, before it is checked.

@@ -53,6 +53,8 @@ const SETTINGS: &[&str] = &[
     "RERUN_BOT_AUDIT_RETENTION",
     "RERUN_BOT_TICKET_PATTERN",
     "RERUN_BOT_TICKET_URL",
+    "RERUN_BOT_MISSED_RUNS",
+    "RERUN_BOT_LONG_RUNS",
 ];
 
 /// The Teams settings the ConfigMap carries (empty until Teams is set up), and
@@ -766,7 +768,7 @@ fn the_ha_overlay_keeps_state_in_custom_resources_without_a_volume() {
             .iter()
             .filter(|k| **k == "CustomResourceDefinition")
             .count(),
-        5
+        6
     );
     assert!(!kinds.contains(&"PersistentVolumeClaim"), "{kinds:?}");
     assert!(kinds.contains(&"Role") && kinds.contains(&"RoleBinding"));

@@ -226,7 +226,54 @@ async fn rerun_all_failed_from_the_digest_is_one_batch_with_one_approval() {
         .collect();
     assert_eq!(made.len(), 4, "one Job per CronJob of the storm: {made:?}");
     for n in &storm {
-        assert!(made.iter().any(|m| m.starts_with(&format!("{n}-rerun-"))), "{n}: {made:?}");
+        assert!(
+            made.iter().any(|m| m.starts_with(&format!("{n}-rerun-"))),
+            "{n}: {made:?}"
+        );
     }
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_under_slacks_rate_limits_is_a_handful_of_posts_and_rare_429s() {
+    let t = Tester::start().await;
+    t.slack
+        .enforce_rate_limits(rerun_sim::slack::RateLimits::slack());
+    let storm = names(60, 0);
+    fail_all(&t, &storm).await;
+
+    // Every CronJob is accounted for: an alert of its own or a digest line.
+    let mut alone = HashSet::new();
+    let mut lines = Vec::new();
+    let mut digest = None;
+    while alone.len() + lined(&lines).len() < storm.len() {
+        let m = t.slack.next_message().await;
+        let text = m.render();
+        match &m.thread_ts {
+            None if text.contains("CronJobs failed since") => digest = Some(m),
+            None => {
+                let name = text
+                    .split("default/")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(alone.insert(name), "two alerts for one CronJob: {text}");
+            }
+            Some(_) => lines.push(text),
+        }
+    }
+    let digest = digest.expect("a digest");
+    slack_headline(&t, &digest.ts, "60 CronJobs failed").await;
+    let top = t.slack.top_level_posts(CHANNEL);
+    assert!(top <= 10, "{top} top-level messages for a storm of 60");
+    let calls = t.slack.attempts("chat.postMessage") + t.slack.attempts("chat.update");
+    let limited = t.slack.rate_limited("chat.postMessage") + t.slack.rate_limited("chat.update");
+    assert!(
+        limited * 20 < calls,
+        "{limited} of {calls} calls were answered 429"
+    );
+    // Five had alerts of their own before the storm was seen.
+    assert_eq!(alone.len(), 5, "{alone:?}");
     t.finish().await;
 }

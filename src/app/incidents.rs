@@ -47,6 +47,58 @@ impl App {
         }
     }
 
+    /// Deletes the records of the later features nothing needs any more:
+    /// histories of CronJobs that are gone and ran last before `before`,
+    /// storm digests quiet since then, finished batches asked before then.
+    pub(crate) async fn prune_records(&self, before: DateTime<Utc>) -> usize {
+        let store = self.store.as_ref();
+        let mut gone = Vec::new();
+        for (key, h) in store::all_records::<RunHistory>(store, RecordKind::History)
+            .await
+            .unwrap_or_default()
+        {
+            let (ns, name) = key.split_once('/').unwrap_or_default();
+            let last = h.runs.last().map(|r| r.finished_at);
+            if self.cached_cronjob(ns, name).is_none() && last.is_none_or(|t| t < before) {
+                gone.push((RecordKind::History, key));
+            }
+        }
+        for (key, d) in store::all_records::<crate::core::storm::Digest>(store, RecordKind::Digest)
+            .await
+            .unwrap_or_default()
+        {
+            if d.last_at < before {
+                gone.push((RecordKind::Digest, key));
+            }
+        }
+        for (key, b) in
+            store::all_records::<crate::core::batch::BatchRequest>(store, RecordKind::Batch)
+                .await
+                .unwrap_or_default()
+        {
+            if b.state.is_final() && b.requested_at < before {
+                gone.push((RecordKind::Batch, key));
+            }
+        }
+        let mut deleted = 0;
+        for (kind, key) in gone {
+            match store.delete_record(kind, &key).await {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = kind.name(), %key, "cannot delete an expired record")
+                }
+            }
+            match kind {
+                RecordKind::History => {
+                    self.histories.lock().expect("history lock").remove(&key);
+                }
+                RecordKind::Digest => self.forget_digest(&key),
+                _ => {}
+            }
+        }
+        deleted
+    }
+
     /// The CronJob's history as the bot knows it.
     pub(crate) fn run_history(&self, namespace: &str, cronjob: &str) -> RunHistory {
         self.histories
@@ -195,7 +247,10 @@ impl App {
                 "🔔 Snooze by <@{}> ended: {quiet} while snoozed. The incident is still open ({} failures since {}).",
                 snooze.by,
                 thread.failures,
-                thread.since.unwrap_or(thread.opened_at).format("%Y-%m-%d %H:%M UTC"),
+                thread
+                    .since
+                    .unwrap_or(thread.opened_at)
+                    .format("%Y-%m-%d %H:%M UTC"),
             );
             if let Err(e) = self
                 .chat
@@ -237,7 +292,9 @@ impl App {
         let mut story = self.story(record, thread, reply);
         if !reply && story.recovered.is_none() {
             let a = &record.alert;
-            story.snoozed = self.active_snooze(&a.namespace, &a.cronjob, Utc::now()).await;
+            story.snoozed = self
+                .active_snooze(&a.namespace, &a.cronjob, Utc::now())
+                .await;
         }
         story
     }

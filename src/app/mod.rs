@@ -265,11 +265,16 @@ impl App {
                     - chrono::Duration::days(1),
                 records_before: now - age(self.settings.audit_retention),
             };
-            match self.store.prune(&retention).await {
+            let records = self.prune_records(retention.records_before).await;
+            match self.store.prune(&retention).await.map(|n| n + records) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "expired records deleted"),
                 Err(e) => tracing::warn!(error = %e, "cannot delete expired records"),
             }
+        // Histories are kept for the CronJobs that exist: wait for the first list.
+        while !self.is_ready() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
             tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
         }
     }

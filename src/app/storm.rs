@@ -91,6 +91,13 @@ impl App {
         }
     }
 
+    /// Drops a deleted digest from memory.
+    pub(crate) fn forget_digest(&self, key: &str) {
+        let mut storms = self.storms.lock().expect("storm lock");
+        storms.digests.remove(key);
+        storms.updated.remove(key);
+    }
+
     /// A digest by its id (a button on it names it).
     pub(crate) fn digest_by_id(&self, id: &str) -> Option<Digest> {
         self.storms

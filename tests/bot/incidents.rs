@@ -295,7 +295,12 @@ async fn snoozed_failures_count_in_the_incident_and_the_end_is_told_in_its_threa
     t.fail_job("billing-sync", Failure::backoff_limit()).await;
     let first = t.slack.next_message().await;
     let answer = t
-        .command("U_BOB", CHANNEL, "/snooze", "billing-sync 3s --reason \"db migration\"")
+        .command(
+            "U_BOB",
+            CHANNEL,
+            "/snooze",
+            "billing-sync 3s --reason \"db migration\"",
+        )
         .await;
     assert_eq!(answer.status, 200);
 
@@ -334,14 +339,42 @@ async fn a_snooze_until_recovered_ends_with_the_incident() {
     succeed(&t, "billing-sync");
     let recovered = t.slack.next_update().await;
     assert_eq!(recovered.ts, first.ts);
-    assert!(recovered.render().contains("recovered"), "{}", recovered.render());
+    assert!(
+        recovered.render().contains("recovered"),
+        "{}",
+        recovered.render()
+    );
     let summary = t.slack.next_message().await;
-    assert!(summary.render().contains("Recovered"), "{}", summary.render());
+    assert!(
+        summary.render().contains("Recovered"),
+        "{}",
+        summary.render()
+    );
     let list = t.command("U_DAVE", CHANNEL, "/snooze", "list").await;
     assert!(
         !list.body.contains("default/billing-sync"),
         "the snooze ended: {}",
         list.body
     );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_history_of_a_deleted_cronjob_goes_with_the_retention() {
+    let mut t = Tester::with_args(&["--audit-retention", "1s"]).await;
+    t.kube.apply_cronjob(billing_sync().build());
+    let ok = succeed(&t, "billing-sync");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    t.kube.delete(Resource::Jobs, "default", &ok);
+    t.kube.delete(Resource::CronJobs, "default", "billing-sync");
+    std::thread::sleep(Duration::from_millis(1100));
+    // At the start of leadership the leader deletes what nothing needs.
+    t.restart().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.kube.apply_cronjob(billing_sync().build());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    let text = t.slack.next_message().await.render();
+    assert!(text.contains("No success seen · last runs ✗"), "{text}");
     t.finish().await;
 }

@@ -423,8 +423,9 @@ async fn malformed_objects_never_stop_the_watch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_failures_gives_one_alert_each() {
-    // Storm digests off: this is about one alert per failure (tests/bot/storm.rs has the digests).
-    let t = Tester::with_args(&["--storm-threshold", "0"]).await;
+    // Storm digests off: this is about one alert per failure (tests/bot/storm.rs
+    // has the digests); pacing off: this fake has no rate limits (tests/bot/pacing.rs).
+    let t = Tester::with_args(&["--storm-threshold", "0", "--chat-pacing", "off"]).await;
     let names: Vec<String> = (0..40).map(|i| format!("burst-{i}")).collect();
     for name in &names {
         t.kube.apply_cronjob(CronJobFixture::new(name).build());

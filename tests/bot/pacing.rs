@@ -65,7 +65,7 @@ fn assert_each_alerted_once(posts: &[ApiCall], names: &[String]) {
 
 #[tokio::test]
 async fn an_approval_card_goes_before_a_burst_of_alerts_drains() {
-    let t = Tester::start().await;
+    let t = Tester::with_args(&["--storm-threshold", "0"]).await; // one alert each, no digest
     t.slack.enforce_rate_limits(RateLimits::slack());
     let names = storm(12);
     t.kube
@@ -129,7 +129,7 @@ async fn an_approval_card_goes_before_a_burst_of_alerts_drains() {
 
 #[tokio::test]
 async fn a_second_channel_is_not_held_up_by_the_first() {
-    let t = Tester::start().await;
+    let t = Tester::with_args(&["--storm-threshold", "0"]).await; // one alert each, no digest
     t.slack.enforce_rate_limits(RateLimits::slack());
     let names = storm(10);
     for name in &names {

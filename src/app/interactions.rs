@@ -5,10 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::App;
-use crate::chat::{FormKind, Interaction, Interactions, Platform, Reply, SlashCommand};
-use crate::core::CronJobSnapshot;
+use crate::chat::{FormKind, Interaction, Interactions, Reply, SlashCommand};
 use crate::core::command::{self, Command, CommandKind};
-use crate::store::thread_key;
 
 #[async_trait]
 impl Interactions for Arc<App> {
@@ -73,10 +71,10 @@ impl App {
             Command::Rerun(rerun) => self.on_rerun_command(&cmd, rerun).await,
             Command::RerunFailed(filter) => self.on_rerun_failed_command(&cmd, &filter).await,
             Command::RerunHistory { cronjob } => self.history(cronjob.as_deref()).await,
-            Command::CronJobs {
-                namespace,
-                failed_only,
-            } => self.list_cronjobs(namespace.as_deref(), failed_only).await,
+            Command::CronJobs(query) => self.board(query).await,
+            Command::CronJob { name, namespace } => {
+                self.cronjob_detail(&name, namespace.as_deref()).await
+            }
             Command::Hold(hold) => self.on_hold_command(&cmd, hold).await,
             Command::HoldStatus => self.hold_status().await,
             Command::Resume(resume) => self.on_resume_command(&cmd, resume).await,
@@ -87,62 +85,5 @@ impl App {
                     .await
             }
         }
-    }
-
-    /// An alert thread of the CronJob is open on some platform.
-    async fn has_open_thread(&self, c: &CronJobSnapshot) -> bool {
-        for p in Platform::ALL {
-            if let Ok(Some(_)) = self
-                .store
-                .thread(&thread_key(p, &c.namespace, &c.name))
-                .await
-            {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// `/cronjobs [ns] [--failed]`: the watched CronJobs (failed: with an open alert thread).
-    async fn list_cronjobs(&self, namespace: Option<&str>, failed_only: bool) -> Reply {
-        let cronjobs: Vec<CronJobSnapshot> = self
-            .cronjobs
-            .read()
-            .expect("cronjob cache lock")
-            .values()
-            .filter(|c| namespace.is_none_or(|ns| c.namespace == ns))
-            .cloned()
-            .collect();
-        let mut rows = Vec::new();
-        for c in cronjobs {
-            if failed_only && !self.has_open_thread(&c).await {
-                continue;
-            }
-            let mut row = format!("• `{}` `{}`", c.key(), c.schedule);
-            if c.suspended {
-                row.push_str(" (suspended)");
-            }
-            rows.push(row);
-        }
-        rows.sort();
-        if rows.is_empty() {
-            return Reply::Ephemeral(match namespace {
-                Some(ns) => format!("No CronJobs watched in namespace `{ns}`."),
-                None => "No CronJobs are watched.".into(),
-            });
-        }
-        let total = rows.len();
-        rows.truncate(50);
-        let more = if total > 50 {
-            format!("\n…and {} more; narrow it with a namespace.", total - 50)
-        } else {
-            String::new()
-        };
-        Reply::Ephemeral(format!(
-            "{total} CronJob{}{}:\n{}{more}",
-            if total == 1 { "" } else { "s" },
-            if failed_only { " with failures" } else { "" },
-            rows.join("\n")
-        ))
     }
 }

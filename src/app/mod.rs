@@ -2,6 +2,7 @@
 //! and carries out its decisions through the adapters.
 
 mod alerts;
+mod board;
 mod hold;
 mod incidents;
 mod interactions;

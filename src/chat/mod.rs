@@ -326,6 +326,8 @@ pub enum Reply {
     Ephemeral(String),
     /// Request history, only for that person.
     History(Vec<RerunRequest>),
+    /// The `/cronjobs` status board, or one CronJob in detail, only for that person.
+    Board(Box<crate::core::board::View>),
     /// The form stays open with these errors, by field (`reason`, `env`, …).
     FormErrors(Vec<(&'static str, String)>),
     /// A preview with a confirm and a cancel button.

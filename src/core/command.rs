@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::board::{Filter, Query};
 use super::overrides::{ArgsMode, Overrides, parse_env};
 use super::snooze::{self, Length};
 
@@ -43,7 +44,9 @@ pub fn usage(kind: CommandKind) -> &'static str {
             "/hold all|<cronjob>|ns:<namespace> [-n <namespace>] [--reason \"<why>\"] [--until <duration, e.g. 2h>] · /hold status"
         }
         CommandKind::Resume => "/resume all|<cronjob>|ns:<namespace>|<hold-id> [-n <namespace>]",
-        CommandKind::CronJobs => "/cronjobs [<namespace>] [--failed] · /cronjobs --held",
+        CommandKind::CronJobs => {
+            "/cronjobs [<namespace>] [--failing|--missed|--held] [--page <n>] · /cronjobs <cronjob> [-n <namespace>]"
+        }
         CommandKind::Snooze => {
             "/snooze <cronjob> [-n <namespace>] <duration, e.g. 1h, 4h, 24h>|until-recovered [--reason \"<why>\"] · /snooze list"
         }
@@ -79,9 +82,14 @@ pub enum Command {
     Hold(HoldCommand),
     HoldStatus,
     Resume(ResumeCommand),
-    CronJobs {
+    /// `/cronjobs [<namespace>] [--failing|--missed|--held] [--page N]`. A
+    /// lone word may also be a CronJob's name: the app tells which
+    /// (`/cronjobs <name>` shows it in detail).
+    CronJobs(Query),
+    /// `/cronjobs <cronjob> -n <namespace>`: one CronJob in detail.
+    CronJob {
+        name: String,
         namespace: Option<String>,
-        failed_only: bool,
     },
     Snooze(SnoozeCommand),
     SnoozeList,
@@ -306,10 +314,10 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
     })?;
     if tokens.is_empty() || matches!(tokens[0].as_str(), "help" | "--help" | "-h") {
         return Ok(match kind {
-            CommandKind::CronJobs if tokens.is_empty() => Command::CronJobs {
-                namespace: None,
-                failed_only: false,
-            },
+            CommandKind::CronJobs if tokens.is_empty() => Command::CronJobs(Query {
+                page: 1,
+                ..Query::default()
+            }),
             _ => Command::Help(kind),
         });
     }
@@ -590,28 +598,77 @@ fn parse_resume(w: &mut Walker) -> Result<Command, CommandError> {
 }
 
 fn parse_cronjobs(w: &mut Walker) -> Result<Command, CommandError> {
+    const FLAGS: &[&str] = &[
+        "--failing",
+        "--failed",
+        "--missed",
+        "--held",
+        "--page",
+        "-n",
+        "--namespace",
+    ];
+    let mut word: Option<String> = None;
     let mut namespace = None;
-    let mut failed_only = false;
-    let mut held = false;
+    let mut filter: Option<Filter> = None;
+    let mut page: Option<String> = None;
     while let Some(token) = w.tokens.next() {
-        match token.as_str() {
-            "--failed" => failed_only = true,
-            "--held" => held = true,
-            f if f.starts_with('-') && f.len() > 1 => {
-                return Err(w.unknown_flag(f, &["--failed", "--held"]));
+        let (flag, inline) = split_flag(&token);
+        let chosen = match flag {
+            "--failing" | "--failed" => Some(Filter::Failing),
+            "--missed" => Some(Filter::Missed),
+            "--held" => Some(Filter::Held),
+            _ => None,
+        };
+        if let Some(f) = chosen {
+            if filter.is_some_and(|g| g != f) {
+                return Err(w.err("One of `--failing`, `--missed` or `--held` at a time"));
             }
-            ns if namespace.is_none() && valid_namespace(ns) => namespace = Some(ns.to_string()),
-            other => return Err(w.err(format!("`{other}` is not a namespace name"))),
+            filter = Some(f);
+            continue;
+        }
+        match flag {
+            "--page" => {
+                let v = w.value(flag, inline, false)?;
+                set_once(&mut page, flag, v, w)?;
+            }
+            "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
+            f if f.starts_with('-') && f.len() > 1 => return Err(w.unknown_flag(f, FLAGS)),
+            name if word.is_none() && valid_name(name) => word = Some(name.to_string()),
+            other if word.is_none() => {
+                return Err(w.err(format!("`{other}` is not a namespace or CronJob name")));
+            }
+            _ => return Err(w.err("One namespace or CronJob at a time")),
         }
     }
-    if held {
-        // What is held is `/hold status`, whatever else was asked.
-        return Ok(Command::HoldStatus);
+    let page = match page {
+        None => 1,
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(w.err(format!("`--page {p}`: a page is a number from 1"))),
+        },
+    };
+    match (word, namespace) {
+        (Some(name), Some(namespace)) => {
+            if filter.is_some() || page != 1 {
+                return Err(w.err(
+                    "`/cronjobs <cronjob> -n <namespace>` shows one CronJob; filters and pages are for the board",
+                ));
+            }
+            Ok(Command::CronJob {
+                name,
+                namespace: Some(namespace),
+            })
+        }
+        (Some(word), None) if !valid_namespace(&word) => Ok(Command::CronJob {
+            name: word,
+            namespace: None,
+        }),
+        (word, namespace) => Ok(Command::CronJobs(Query {
+            namespace: word.or(namespace),
+            filter: filter.unwrap_or_default(),
+            page,
+        })),
     }
-    Ok(Command::CronJobs {
-        namespace,
-        failed_only,
-    })
 }
 
 fn cronjob_name(w: &Walker, name: &str) -> Result<String, CommandError> {
@@ -927,23 +984,64 @@ mod tests {
 
     #[test]
     fn cronjobs_listing() {
-        assert_eq!(
-            parse("/cronjobs", ""),
-            Ok(Command::CronJobs {
-                namespace: None,
-                failed_only: false
-            })
-        );
-        assert_eq!(
-            parse("/cronjobs", "billing --failed"),
-            Ok(Command::CronJobs {
-                namespace: Some("billing".into()),
-                failed_only: true
-            })
-        );
-        assert!(error("/cronjobs", "a b").contains("not a namespace"));
-        assert_eq!(parse("/cronjobs", "--held"), Ok(Command::HoldStatus));
-        assert!(error("/cronjobs", "--fialed").contains("Did you mean `--failed`?"));
+        let board = |namespace: Option<&str>, filter, page| {
+            Ok(Command::CronJobs(Query {
+                namespace: namespace.map(str::to_string),
+                filter,
+                page,
+            }))
+        };
+        let cases: &[(&str, Result<Command, CommandError>)] = &[
+            ("", board(None, Filter::All, 1)),
+            (
+                "billing --failed",
+                board(Some("billing"), Filter::Failing, 1),
+            ),
+            (
+                "--failing billing",
+                board(Some("billing"), Filter::Failing, 1),
+            ),
+            ("--missed", board(None, Filter::Missed, 1)),
+            ("--held", board(None, Filter::Held, 1)),
+            ("--page 3", board(None, Filter::All, 3)),
+            (
+                "--page=2 -n ops --held",
+                board(Some("ops"), Filter::Held, 2),
+            ),
+            (
+                "billing-sync -n billing",
+                Ok(Command::CronJob {
+                    name: "billing-sync".into(),
+                    namespace: Some("billing".into()),
+                }),
+            ),
+            (
+                "report.daily",
+                Ok(Command::CronJob {
+                    name: "report.daily".into(),
+                    namespace: None,
+                }),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&parse("/cronjobs", text), want, "{text}");
+        }
+        for (text, want) in [
+            ("a b", "One namespace or CronJob at a time"),
+            ("--fialed", "Did you mean `--failed`?"),
+            ("--page 0", "a page is a number from 1"),
+            ("--page x", "a page is a number from 1"),
+            ("--page", "`--page` needs a value"),
+            ("--failing --held", "at a time"),
+            ("x -n ops --failing", "shows one CronJob"),
+            ("Bad_Name", "not a namespace or CronJob name"),
+        ] {
+            assert!(
+                error("/cronjobs", text).contains(want),
+                "{text}: {}",
+                error("/cronjobs", text)
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod batch;
+pub mod board;
 pub mod command;
 pub mod hold;
 pub mod incident;

@@ -6,6 +6,7 @@ mod support;
 
 mod alerts;
 mod batch;
+mod board;
 mod demo;
 mod durable;
 mod fake_kube;

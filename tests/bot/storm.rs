@@ -23,19 +23,19 @@ async fn fail_all(t: &Tester, names: &[String]) {
     }
 }
 
-/// Waits until the last update of the Slack message `ts` contains `text`
-/// (the digest is updated at most every few seconds); takes every update.
-async fn slack_headline(t: &Tester, ts: &str, text: &str) -> String {
+/// Waits until the newest update `latest` takes (and renders) contains
+/// `text` (a digest is updated at most every few seconds); then takes the
+/// updates that still follow.
+async fn headline(text: &str, mut latest: impl FnMut() -> Option<String>) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
     while std::time::Instant::now() < deadline {
-        if let Some(u) = t.slack.updates_of(ts).last() {
-            last = u.render();
+        if let Some(u) = latest() {
+            last = u;
         }
         if last.contains(text) {
-            // Later updates (a deferred one) may still come: take them too.
             tokio::time::sleep(Duration::from_millis(3500)).await;
-            t.slack.updates_of(ts);
+            latest();
             return last;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -43,22 +43,14 @@ async fn slack_headline(t: &Tester, ts: &str, text: &str) -> String {
     panic!("the digest never said {text:?}; last: {last}");
 }
 
-/// The same for a Teams card.
+/// [`headline`] of the Slack message `ts`.
+async fn slack_headline(t: &Tester, ts: &str, text: &str) -> String {
+    headline(text, || t.slack.updates_of(ts).last().map(|u| u.render())).await
+}
+
+/// [`headline`] of the Teams card `id`.
 async fn teams_headline(t: &Tester, id: &str, text: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    while std::time::Instant::now() < deadline {
-        if let Some(u) = t.teams().updates_of(id).last() {
-            last = u.render();
-        }
-        if last.contains(text) {
-            tokio::time::sleep(Duration::from_millis(3500)).await;
-            t.teams().updates_of(id);
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the digest never said {text:?}; last: {last}");
+    headline(text, || t.teams().updates_of(id).last().map(|u| u.render())).await
 }
 
 /// The CronJobs named in the digest thread's lines so far.

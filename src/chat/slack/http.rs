@@ -226,7 +226,7 @@ fn verified<'b>(
 fn reply_body(reply: Reply) -> Response {
     match reply {
         Reply::Ack | Reply::FormErrors(_) => StatusCode::OK.into_response(),
-        Reply::Ephemeral(_) | Reply::History(_) | Reply::Confirm(_) => {
+        Reply::Ephemeral(_) | Reply::History(_) | Reply::Board(_) | Reply::Confirm(_) => {
             let rendered = super::messages::reply(&reply);
             Json(
                 SlackCommandEventResponse::new(

@@ -17,8 +17,10 @@ use crate::core::text::truncate_chars;
 use crate::core::{AlertStory, FailureAlert};
 
 mod batch;
+mod board;
 mod snooze;
 pub use batch::batch_card;
+pub use board::view as board;
 
 /// Block Kit limits (DESIGN.md "Fine points").
 pub const SECTION_TEXT_MAX: usize = 3000;
@@ -762,6 +764,7 @@ pub fn digest(d: &Digest) -> Rendered {
 pub fn reply(reply: &crate::chat::Reply) -> Rendered {
     match reply {
         crate::chat::Reply::History(requests) => history(requests),
+        crate::chat::Reply::Board(view) => board(view),
         crate::chat::Reply::Ephemeral(text) => notice(text),
         crate::chat::Reply::Confirm(c) => confirm(c),
         crate::chat::Reply::Ack | crate::chat::Reply::FormErrors(_) => notice(""),

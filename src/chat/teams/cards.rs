@@ -28,6 +28,7 @@ use crate::core::text::truncate_chars;
 use crate::core::{AlertStory, FailureAlert};
 
 mod batch;
+mod board;
 mod snooze;
 pub use batch::batch_card;
 
@@ -421,6 +422,7 @@ pub fn reply(reply: &Reply, names: Names) -> Value {
         Reply::Ack => card(vec![], vec![]),
         Reply::Ephemeral(text) => notice(text, names),
         Reply::History(requests) => history(requests, names),
+        Reply::Board(view) => board::view(view),
         Reply::Confirm(c) => confirm(c, names),
         Reply::FormErrors(errors) => {
             let mut body = vec![text_block("**Please fix the form:**")];
@@ -438,6 +440,7 @@ pub fn reply_text(reply: &Reply, names: Names) -> String {
         Reply::Ack => String::new(),
         Reply::Ephemeral(text) => plain_text(text, names),
         Reply::Confirm(c) => plain_text(&c.text, names),
+        Reply::Board(view) => board::text(view),
         Reply::History(requests) if requests.is_empty() => "No rerun requests yet.".into(),
         Reply::History(requests) => {
             let mut lines = vec![format!("Last {} rerun requests", requests.len())];

@@ -267,7 +267,7 @@ async fn on_action(st: TeamsState, activity: Activity, user: String) -> Response
             invoke_text("adaptiveCard/action", &st.teams.reply_text(&reply))
         }
         // A preview or a list: for the clicker alone, in their 1:1 chat.
-        Reply::History(_) | Reply::Confirm(_) => {
+        Reply::History(_) | Reply::Board(_) | Reply::Confirm(_) => {
             match st
                 .teams
                 .tell(&click.user, st.teams.render_reply(&reply))

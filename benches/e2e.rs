@@ -49,6 +49,11 @@
 //! The other Slack bots run with `RERUN_BOT_CHAT_PACING=off`: their fake has no
 //! rate limits, and their figures are the pipeline's, not Slack's pace.
 //!
+//! - `schedule_health`: 2,000 CronJobs watched by a bot with the missed- and
+//!   long-run checks off, then by one with them on (looking every second, 30×
+//!   the default): CPU per minute, RSS, alerts (none: nothing was missed).
+//!   `BENCH_ONLY=schedule_health` runs this entry alone (about a minute).
+//!
 //! Targets (issues "Failure alerts", "Rerun with four-eyes approval"): p99 ≤ 2×
 //! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
 //! p99 ≤ 50 ms; exactly one Job for 100 concurrent clicks. Issue "Microsoft
@@ -204,10 +209,31 @@ fn spawn_bot_with(
     chat_env: &[(&str, String)],
     log_suffix: &str,
 ) -> BotProcess {
+    spawn_bot_full(kube, port, chat_env, log_suffix, &[])
+}
+
+/// The Slack bot with extra CLI flags (hidden ones have no environment variable).
+fn spawn_bot_args(
+    kube: &FakeKube,
+    port: u16,
+    chat_env: &[(&str, String)],
+    args: &[&str],
+) -> BotProcess {
+    spawn_bot_full(kube, port, chat_env, ".health", args)
+}
+
+fn spawn_bot_full(
+    kube: &FakeKube,
+    port: u16,
+    chat_env: &[(&str, String)],
+    log_suffix: &str,
+    args: &[&str],
+) -> BotProcess {
     let dir = tempfile::tempdir().unwrap();
     let config = kubeconfig(dir.path(), &kube.url());
     let child = Command::new(env!("CARGO_BIN_EXE_rerun-bot"))
         .arg("serve")
+        .args(args)
         .env_clear()
         .env("KUBECONFIG", config)
         .envs(chat_env.iter().map(|(k, v)| (k, v)))
@@ -1089,6 +1115,112 @@ fn populate(kube: &FakeKube) {
     }
 }
 
+/// CPU time (user + system) the process used so far, in ms (`/proc/<pid>/stat`,
+/// clock ticks of 10 ms).
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// How long each schedule-health bot is measured once ready.
+const HEALTH_WINDOW: Duration = Duration::from_secs(20);
+
+/// 2,000 CronJobs (hourly, every 5 min, daily, weekdays in Berlin), each with
+/// a last run in its status and a finished Job, watched with the missed- and
+/// long-run checks on (looking every second: 30× the default rate) and off:
+/// CPU per minute, RSS, and alerts (must be none: nothing was missed).
+async fn schedule_health_scenario() -> serde_json::Value {
+    let kube = FakeKube::start().await;
+    let slack = FakeSlack::start("bench-secret").await;
+    let schedules = [
+        ("0 * * * *", None),
+        ("*/5 * * * *", None),
+        ("0 3 * * *", None),
+        ("30 2 * * 1-5", Some("Europe/Berlin")),
+    ];
+    let now = Utc::now();
+    for i in 0..CRONJOBS {
+        let (schedule, tz) = schedules[i % schedules.len()];
+        let mut cj = CronJobFixture::new(&format!("cron-{i}")).schedule(schedule);
+        if let Some(tz) = tz {
+            cj = cj.time_zone(tz);
+        }
+        kube.apply_cronjob(cj.build());
+        let job = kube.spawn_job(
+            "default",
+            &format!("cron-{i}"),
+            now - chrono::Duration::days(1),
+        );
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        kube.complete_job("default", &name);
+        // The controller ran every due run: nothing is missed.
+        kube.update(Resource::CronJobs, "default", &format!("cron-{i}"), |c| {
+            c["status"]["lastScheduleTime"] = json!(now.to_rfc3339());
+        });
+    }
+    let mut out = serde_json::Map::new();
+    for (label, switch) in [("off", "off"), ("on", "on")] {
+        let port = free_port();
+        let mut env = slack_env(&slack);
+        env.push(("RERUN_BOT_MISSED_RUNS", switch.into()));
+        env.push(("RERUN_BOT_LONG_RUNS", switch.into()));
+        let started = Instant::now();
+        let mut bot = spawn_bot_args(&kube, port, &env, &["--health-interval", "1s"]);
+        wait_ready(&mut bot, port, started).await;
+        // Settle: the first lists, histories and the first looks.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let pid = bot.child.id();
+        let cpu_before = cpu_ms(pid).unwrap_or(0.0);
+        let posts_before = slack.calls("chat.postMessage").len();
+        tokio::time::sleep(HEALTH_WINDOW).await;
+        let cpu = cpu_ms(pid).unwrap_or(0.0) - cpu_before;
+        let per_min = cpu * 60.0 / HEALTH_WINDOW.as_secs_f64();
+        out.insert(
+            label.into(),
+            json!({
+                "cpu_ms_per_min": round(per_min),
+                "cpu_percent_of_a_core": round(per_min / 600.0),
+                "rss_mib": round(vm_rss_kib(pid).unwrap_or(0) as f64 / 1024.0),
+                "peak_rss_mib": round(vm_hwm_kib(pid).unwrap_or(0) as f64 / 1024.0),
+                "alerts": slack.calls("chat.postMessage").len() - posts_before,
+            }),
+        );
+        drop(bot);
+    }
+    let cpu = |k: &str| out[k]["cpu_ms_per_min"].as_f64().unwrap_or(0.0);
+    let rss = |k: &str| out[k]["rss_mib"].as_f64().unwrap_or(0.0);
+    let extra_at_1s = cpu("on") - cpu("off");
+    let rss_more = rss("on") - rss("off");
+    out.insert(
+        "checks_cpu_ms_per_min_at_1s_interval".into(),
+        json!(round(extra_at_1s)),
+    );
+    // The default looks every 30 s: a thirtieth of the looks.
+    out.insert(
+        "checks_cpu_percent_of_a_core_at_30s_default".into(),
+        json!(round(extra_at_1s / 30.0 / 600.0)),
+    );
+    out.insert("rss_mib_more".into(), json!(round(rss_more)));
+    out.insert("cronjobs".into(), json!(CRONJOBS));
+    serde_json::Value::Object(out)
+}
+
 /// Waits for `/readyz` to answer 200.
 async fn wait_ready(bot: &mut BotProcess, port: u16, started: Instant) {
     let ready_url = format!("http://127.0.0.1:{port}/readyz");
@@ -1111,6 +1243,11 @@ async fn wait_ready(bot: &mut BotProcess, port: u16, started: Instant) {
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
         // `cargo bench -- --list` / `cargo test --benches` probes: nothing to list.
+        return;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("schedule_health") {
+        let health = schedule_health_scenario().await;
+        println!("{}", json!({"bench": "e2e", "schedule_health": health}));
         return;
     }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("storm_limited") {
@@ -1206,5 +1343,6 @@ async fn main() {
     line.as_object_mut().unwrap().extend(teams);
     line["ha"] = ha;
     line["storm_limited"] = storm_limited_scenario().await;
+    line["schedule_health"] = schedule_health_scenario().await;
     println!("{line}");
 }

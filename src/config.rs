@@ -20,6 +20,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// A feature switch (`on` / `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Slack bot token (`xoxb-…`); Slack is on when it is set.
@@ -156,6 +169,17 @@ pub struct Settings {
     /// Log output format.
     #[arg(long, env = "RERUN_BOT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// "⏰ did not start" alerts: a due run of a CronJob with no Job within
+    /// its grace (`rerun-bot.io/missed-after`). `on` or `off`.
+    #[arg(long, env = "RERUN_BOT_MISSED_RUNS", value_enum, default_value = "on")]
+    pub missed_runs: Switch,
+    /// "🐢 running for …" alerts: a Job running longer than
+    /// `rerun-bot.io/max-duration`, else 3× its usual duration. `on` or `off`.
+    #[arg(long, env = "RERUN_BOT_LONG_RUNS", value_enum, default_value = "on")]
+    pub long_runs: Switch,
+    /// How often schedules and running Jobs are checked (tests shorten it).
+    #[arg(long, hide = true, default_value = "30s")]
+    pub health_interval: humantime::Duration,
 }
 
 impl Settings {

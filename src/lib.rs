@@ -161,6 +161,9 @@ impl Bot {
                 pending_retry: Duration::from_secs(30),
                 audit_retention: settings.audit_retention.into(),
                 storm_threshold: settings.storm_threshold,
+                missed_runs: settings.missed_runs.is_on(),
+                long_runs: settings.long_runs.is_on(),
+                health_interval: settings.health_interval.into(),
             },
             RerunSettings {
                 policy: Policy::new(&settings.requesters, &settings.approvers, &settings.admins),

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub slack_api_errors: Family<MethodLabel, Counter>,
     pub teams_api_errors: Family<MethodLabel, Counter>,
     pub teams_auth_rejected: Counter,
+    /// Looks of the schedule-health loop (missed and long runs) done.
+    pub schedule_checks: Counter,
 }
 
 impl Default for Metrics {
@@ -35,6 +37,7 @@ impl Default for Metrics {
         let slack_api_errors = Family::<MethodLabel, Counter>::default();
         let teams_api_errors = Family::<MethodLabel, Counter>::default();
         let teams_auth_rejected = Counter::default();
+        let schedule_checks = Counter::default();
         registry.register(
             "alerts_posted",
             "Failure alerts posted to chat",
@@ -65,8 +68,14 @@ impl Default for Metrics {
             "Requests to /api/messages refused for their token",
             teams_auth_rejected.clone(),
         );
+        registry.register(
+            "schedule_checks",
+            "Looks at every CronJob's schedule and running Jobs (missed and long runs)",
+            schedule_checks.clone(),
+        );
         Metrics {
             registry,
+            schedule_checks,
             teams_api_errors,
             teams_auth_rejected,
             alerts_posted,

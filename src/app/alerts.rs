@@ -25,6 +25,9 @@ use crate::kube::Watched;
 use crate::metrics::ResourceLabel;
 use crate::store::{AlertRecord, AlertState, AuditEvent, alert_key, thread_key};
 
+/// How long an alert of a storm waits for its exit code and log tail.
+const STORM_CAPTURE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -91,7 +94,8 @@ impl App {
                         let _ = tx.send(());
                     }
                 }
-                Watched::Deleted(_) | Watched::Restarted => {}
+                Watched::Deleted(job) => self.forget_job(&job),
+                Watched::Restarted => {}
                 Watched::Failed(error) => {
                     self.metrics
                         .watch_restarts
@@ -106,6 +110,8 @@ impl App {
     /// Cheap triage of every Job event (the store answers from memory); the
     /// work happens in a task.
     async fn on_job(self: &Arc<Self>, job: JobSnapshot) {
+        // Slots seen and running Jobs, for missed and long runs (`app::health`).
+        self.track_job(&job);
         // Every finished run counts in its CronJob's history; a success ends its incident.
         let success = self.on_finished_job(&job);
         // The bot's own reruns report into their request's thread, not as
@@ -214,12 +220,20 @@ impl App {
             self.cluster
                 .failure_details(&job, self.settings.log_lines, self.settings.log_bytes);
         let mut capture = std::pin::pin!(capture);
-        let details = if self.settings.capture_budget.is_zero() {
+        // In a storm the alert is a digest line, never updated later: its
+        // exit code has to be in it, so it waits for the details a while.
+        let budget = if records
+            .iter()
+            .any(|(_, r)| self.storm_active(r.platform, &r.channel, now))
+        {
+            self.settings.capture_budget.max(STORM_CAPTURE_BUDGET)
+        } else {
+            self.settings.capture_budget
+        };
+        let details = if budget.is_zero() {
             None
         } else {
-            tokio::time::timeout(self.settings.capture_budget, &mut capture)
-                .await
-                .ok()
+            tokio::time::timeout(budget, &mut capture).await.ok()
         };
         let captured = started.elapsed();
         let late = details.is_none();
@@ -351,7 +365,7 @@ impl App {
 
     /// Posts a stored pending alert and records where it went. On failure the
     /// alert stays pending for the retry loop.
-    async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
+    pub(super) async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
         if !self.leads() {
             return; // stays pending: the leader posts it
         }
@@ -667,7 +681,7 @@ impl App {
 }
 
 /// The CronJob's channel annotation for the destination's platform, else its default.
-fn channel_for(cronjob: Option<&CronJobSnapshot>, to: &Destination) -> String {
+pub(super) fn channel_for(cronjob: Option<&CronJobSnapshot>, to: &Destination) -> String {
     cronjob
         .and_then(|c| match to.platform {
             Platform::Slack => c.channel.clone(),

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod board;
+mod health;
 mod hold;
 mod incidents;
 mod interactions;
@@ -57,6 +58,12 @@ pub struct AlertSettings {
     /// More new incidents than this in one channel within a minute make a
     /// storm digest (`0`: never).
     pub storm_threshold: usize,
+    /// "⏰ did not start" alerts (`RERUN_BOT_MISSED_RUNS`).
+    pub missed_runs: bool,
+    /// "🐢 running for …" alerts (`RERUN_BOT_LONG_RUNS`).
+    pub long_runs: bool,
+    /// How often the schedule-health loop looks (`--health-interval`).
+    pub health_interval: Duration,
 }
 
 /// What reruns need from the configuration.
@@ -103,6 +110,8 @@ pub struct App {
     histories: Mutex<HashMap<String, crate::core::RunHistory>>,
     /// Storm digests and the recent incidents of each channel (`app::storm`).
     storms: Mutex<storm::Storms>,
+    /// Slots seen, running Jobs and long runs (`app::health`).
+    health: Mutex<health::Health>,
     /// One lock per CronJob, so its failures are threaded in order.
     thread_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ready: AtomicBool,
@@ -134,6 +143,7 @@ impl App {
             in_flight: Mutex::new(HashSet::new()),
             histories: Mutex::new(HashMap::new()),
             storms: Mutex::new(storm::Storms::default()),
+            health: Mutex::new(health::Health::new(chrono::Utc::now())),
             thread_locks: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             tasks: TaskTracker::new(),
@@ -225,10 +235,13 @@ impl App {
             self.spawn_in(&term, self.clone().run_digest_updates());
             let this = self.clone();
             let synced = job_synced.take();
+            let health_term = term.clone();
             self.spawn_in(&term, async move {
                 if rx.await.is_err() {
                     return;
                 }
+                // Missed and long runs: judged once every Job was listed.
+                this.spawn_in(&health_term, this.clone().run_schedule_health());
                 if let Some(tx) = synced {
                     let _ = tx.send(());
                 }

@@ -91,6 +91,21 @@ impl App {
         }
     }
 
+    /// A storm is going on in the channel (new incidents there join its digest).
+    pub(crate) fn storm_active(
+        &self,
+        platform: Platform,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        self.storms
+            .lock()
+            .expect("storm lock")
+            .digests
+            .get(&digest_key(platform, channel))
+            .is_some_and(|d| d.active(now))
+    }
+
     /// Drops a deleted digest from memory.
     pub(crate) fn forget_digest(&self, key: &str) {
         let mut storms = self.storms.lock().expect("storm lock");

@@ -5,6 +5,7 @@
 //! sentence is written once and the platforms cannot drift apart.
 
 pub mod batch;
+pub mod health;
 pub mod snooze;
 
 pub use snooze::snooze_line;
@@ -158,6 +159,9 @@ pub fn request_status(m: &dyn Markup, req: &RerunRequest) -> String {
 /// The header of a failure alert (plain text): what happened, and for the
 /// first alert of an incident how often since, or that it is over.
 pub fn alert_header(alert: &FailureAlert, story: &AlertStory, reply: bool) -> String {
+    if let Some(header) = health::header(alert, story, reply) {
+        return header;
+    }
     let what = format!("{}/{}", alert.namespace, alert.cronjob);
     if reply {
         format!("🔁 CronJob {what} failed again")

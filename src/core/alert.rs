@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Condition, ContainerExit, CronJobSnapshot, JobSnapshot};
 use super::schedule;
+use super::slots::{MissReason, Missed, Overrun, OverrunSource};
 
 /// Everything a chat platform needs to render one failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,56 @@ pub struct FailureAlert {
     /// `status.failedIndexes` of an Indexed Job (`"1,3-5"`).
     #[serde(default)]
     pub failed_indexes: Option<String>,
+    /// A failed Job (before this field: always), a run that did not start,
+    /// or a run that takes too long.
+    #[serde(default)]
+    pub kind: AlertKind,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A Job ended `Failed` (`job`, `reason`, `exit`, `log` tell how).
+    #[default]
+    Failed,
+    /// "⏰ did not start": no Job appeared for the slot within the grace.
+    Missed {
+        slot: DateTime<Utc>,
+        reason: MissReason,
+        /// How long after the slot it counted as missed.
+        grace_secs: i64,
+    },
+    /// "🐢 running for …": the Job `job` runs longer than its threshold.
+    Overrun {
+        /// How long it had run when alerted.
+        running_for_secs: i64,
+        threshold_secs: i64,
+        /// The median of recent successful runs (`None`: the threshold is
+        /// the `rerun-bot.io/max-duration` annotation).
+        usual_secs: Option<i64>,
+        /// Set when the Job ended (the alert is updated then).
+        #[serde(default)]
+        ended: Option<RunEnd>,
+    },
+}
+
+/// How a Job alerted as running too long ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnd {
+    /// `Some(true)` succeeded, `Some(false)` failed, `None` deleted.
+    pub succeeded: Option<bool>,
+    pub after_secs: i64,
+}
+
+/// The synthetic alert key of a missed slot: `missed/<ns>/<cronjob>/<slot unix>`.
+pub fn missed_key(namespace: &str, cronjob: &str, slot: DateTime<Utc>) -> String {
+    format!("missed/{namespace}/{cronjob}/{}", slot.timestamp())
+}
+
+/// The synthetic alert key of a Job running too long: `overrun/<job uid>`.
+pub fn overrun_key(job_uid: &str) -> String {
+    format!("overrun/{job_uid}")
 }
 
 /// The end of the failed container's log, captured when the failure was seen
@@ -96,6 +147,105 @@ impl FailureAlert {
             exit: None,
             log: LogTail::NotCaptured,
             failed_indexes: job.failed_indexes.clone(),
+            kind: AlertKind::Failed,
+        }
+    }
+
+    /// A "did not start" alert for the slot `missed` of `cronjob`.
+    pub fn missed(
+        cronjob: &CronJobSnapshot,
+        missed: &Missed,
+        grace: Duration,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (next_run, schedule_problem) =
+            match schedule::next_run(&cronjob.schedule, cronjob.time_zone.as_deref(), now) {
+                Ok(t) => (Some(t), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+        let reason = match &missed.reason {
+            MissReason::StillRunning { .. } => "StillRunning",
+            MissReason::TooLate { .. } => "TooLate",
+            MissReason::TooManyMissed { .. } => "TooManyMissed",
+            MissReason::Unknown => "DidNotStart",
+        };
+        FailureAlert {
+            namespace: cronjob.namespace.clone(),
+            cronjob: cronjob.name.clone(),
+            job: String::new(),
+            job_uid: missed_key(&cronjob.namespace, &cronjob.name, missed.slot),
+            owner: cronjob.owner.clone(),
+            reason: reason.into(),
+            message: String::new(),
+            failed_pods: 0,
+            backoff_limit: cronjob.backoff_limit,
+            started_at: None,
+            failed_at: missed.slot,
+            schedule: Some(cronjob.schedule.clone()),
+            time_zone: cronjob.time_zone.clone(),
+            next_run,
+            schedule_problem,
+            concurrency_policy: Some(cronjob.concurrency_policy.clone()),
+            suspended: cronjob.suspended,
+            cronjob_missing: false,
+            rerun_request: None,
+            exit: None,
+            log: LogTail::NotCaptured,
+            failed_indexes: None,
+            kind: AlertKind::Missed {
+                slot: missed.slot,
+                reason: missed.reason.clone(),
+                grace_secs: grace.num_seconds(),
+            },
+        }
+    }
+
+    /// A "running too long" alert for the running `job`.
+    pub fn overrun(
+        job: &JobSnapshot,
+        started_at: DateTime<Utc>,
+        cronjob: &CronJobSnapshot,
+        overrun: &Overrun,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (next_run, schedule_problem) =
+            match schedule::next_run(&cronjob.schedule, cronjob.time_zone.as_deref(), now) {
+                Ok(t) => (Some(t), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+        FailureAlert {
+            namespace: job.namespace.clone(),
+            cronjob: cronjob.name.clone(),
+            job: job.name.clone(),
+            job_uid: overrun_key(&job.uid),
+            owner: cronjob.owner.clone(),
+            reason: "RunningTooLong".into(),
+            message: String::new(),
+            failed_pods: job.failed_pods,
+            backoff_limit: job.backoff_limit.or(cronjob.backoff_limit),
+            started_at: Some(started_at),
+            // When it became too long (a success of it after that ends the incident).
+            failed_at: (started_at + overrun.threshold).min(now),
+            schedule: Some(cronjob.schedule.clone()),
+            time_zone: cronjob.time_zone.clone(),
+            next_run,
+            schedule_problem,
+            concurrency_policy: Some(cronjob.concurrency_policy.clone()),
+            suspended: cronjob.suspended,
+            cronjob_missing: false,
+            rerun_request: job.rerun_request.clone(),
+            exit: None,
+            log: LogTail::NotCaptured,
+            failed_indexes: None,
+            kind: AlertKind::Overrun {
+                running_for_secs: (now - started_at).num_seconds().max(0),
+                threshold_secs: overrun.threshold.num_seconds(),
+                usual_secs: match &overrun.source {
+                    OverrunSource::Median { median, .. } => Some(median.num_seconds()),
+                    OverrunSource::Annotation => None,
+                },
+                ended: None,
+            },
         }
     }
 }
@@ -222,6 +372,12 @@ mod tests {
             backoff_limit: Some(2),
             containers: vec!["main".into()],
             last_successful_time: None,
+            starting_deadline_seconds: None,
+            last_schedule_time: None,
+            created_at: None,
+            missed_after: None,
+            max_duration: None,
+            failures_only: false,
         }
     }
 

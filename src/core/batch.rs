@@ -509,6 +509,7 @@ mod tests {
             exit: None,
             log: Default::default(),
             failed_indexes: None,
+            kind: Default::default(),
         }
     }
 

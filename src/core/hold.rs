@@ -334,6 +334,12 @@ mod tests {
             backoff_limit: None,
             containers: vec!["main".into()],
             last_successful_time: None,
+            starting_deadline_seconds: None,
+            last_schedule_time: None,
+            created_at: None,
+            missed_after: None,
+            max_duration: None,
+            failures_only: false,
         }
     }
 

@@ -106,6 +106,24 @@ pub struct CronJobSnapshot {
     /// `status.lastSuccessfulTime`: the controller's record of the last success.
     #[serde(default)]
     pub last_successful_time: Option<DateTime<Utc>>,
+    /// `spec.startingDeadlineSeconds`.
+    #[serde(default)]
+    pub starting_deadline_seconds: Option<i64>,
+    /// `status.lastScheduleTime`: the last slot the controller created a Job for.
+    #[serde(default)]
+    pub last_schedule_time: Option<DateTime<Utc>>,
+    /// `metadata.creationTimestamp`: no run is due before it.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// `rerun-bot.io/missed-after` (checked by `core::slots::grace`).
+    #[serde(default)]
+    pub missed_after: Option<String>,
+    /// `rerun-bot.io/max-duration` (checked by `core::slots::overrun_threshold`).
+    #[serde(default)]
+    pub max_duration: Option<String>,
+    /// `rerun-bot.io/alerts: failures-only`: no missed-run or long-run alerts.
+    #[serde(default)]
+    pub failures_only: bool,
 }
 
 impl CronJobSnapshot {

@@ -401,6 +401,54 @@ pub fn overrun_threshold(
     Checked { value, warning }
 }
 
+/// The slots of a CronJob a "did not start" alert was raised for (stored per
+/// CronJob, so no slot is alerted twice, across restarts too).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertedSlots {
+    pub slots: Vec<DateTime<Utc>>,
+}
+
+impl AlertedSlots {
+    /// At most this many are kept (the newest): far more than one look judges.
+    pub const KEPT: usize = 200;
+
+    /// Adds `slot`; `false` if it was there already.
+    pub fn add(&mut self, slot: DateTime<Utc>) -> bool {
+        if self.slots.contains(&slot) {
+            return false;
+        }
+        self.slots.push(slot);
+        self.slots.sort();
+        let extra = self.slots.len().saturating_sub(Self::KEPT);
+        self.slots.drain(..extra);
+        true
+    }
+}
+
+/// A running Job alerted as running too long: what its end updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongRun {
+    pub namespace: String,
+    pub cronjob: String,
+    pub job: String,
+    /// The alert's key (`overrun/<job uid>`, before the platform prefix).
+    pub alert: String,
+    pub started_at: DateTime<Utc>,
+    pub alerted_at: DateTime<Utc>,
+}
+
+/// A duration as people read it on an alert: `2h 10m`, `35m`, `50s`.
+pub fn short_duration(d: Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
+    }
+}
+
 fn to_std(d: Duration) -> StdDuration {
     d.to_std().unwrap_or_default()
 }
@@ -1113,5 +1161,33 @@ mod tests {
             w.contains("rerun-bot.io/max-duration") && w.contains("1h 45m"),
             "{w}"
         );
+    }
+
+    #[test]
+    fn alerted_slots_keep_the_newest_once_each() {
+        let mut a = AlertedSlots::default();
+        let t0 = at("2026-01-01T00:00:00Z");
+        assert!(a.add(t0));
+        assert!(!a.add(t0));
+        for i in 1..=(AlertedSlots::KEPT as i64 + 5) {
+            a.add(t0 + Duration::minutes(i));
+        }
+        assert_eq!(a.slots.len(), AlertedSlots::KEPT);
+        assert!(!a.slots.contains(&t0));
+        assert!(a.slots.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn short_durations() {
+        let cases = [
+            (Duration::seconds(50), "50s"),
+            (Duration::minutes(35), "35m"),
+            (Duration::minutes(130), "2h 10m"),
+            (Duration::hours(3), "3h"),
+            (Duration::seconds(-5), "0s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(short_duration(d), want);
+        }
     }
 }

@@ -230,6 +230,21 @@ pub fn cronjob_snapshot(cj: &CronJob) -> Option<CronJobSnapshot> {
             .as_ref()
             .and_then(|s| s.last_successful_time.as_ref())
             .map(time),
+        starting_deadline_seconds: spec.and_then(|s| s.starting_deadline_seconds),
+        last_schedule_time: cj
+            .status
+            .as_ref()
+            .and_then(|s| s.last_schedule_time.as_ref())
+            .map(time),
+        created_at: meta.creation_timestamp.as_ref().map(time),
+        missed_after: annotations
+            .get(crate::core::slots::MISSED_AFTER_ANNOTATION)
+            .cloned(),
+        max_duration: annotations
+            .get(crate::core::slots::MAX_DURATION_ANNOTATION)
+            .cloned(),
+        failures_only: annotation(annotations, ANNOTATION_ALERTS)
+            .is_some_and(|v| v.eq_ignore_ascii_case("failures-only")),
     })
 }
 
@@ -478,6 +493,78 @@ impl Cluster {
             Err(e) => LogTail::Unavailable(format!("cannot read logs ({})", short(&e))),
         };
         (Some(failed.exit), log)
+    }
+}
+
+impl Cluster {
+    /// The last log lines of a running Job: its newest pod's first container
+    /// (a long-run alert shows what it is doing now).
+    pub async fn running_log(
+        &self,
+        job: &JobSnapshot,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> LogTail {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+        let mut found = Vec::new();
+        for selector in [
+            format!("batch.kubernetes.io/controller-uid={}", job.uid),
+            format!("controller-uid={}", job.uid),
+        ] {
+            match pods.list(&ListParams::default().labels(&selector)).await {
+                Ok(list) if !list.items.is_empty() => {
+                    found = list.items;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return LogTail::Unavailable(format!(
+                        "cannot list the Job's pods ({})",
+                        short(&e)
+                    ));
+                }
+            }
+        }
+        let newest = found
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_deref())
+                    .is_none_or(|phase| phase == "Running" || phase == "Pending")
+            })
+            .max_by_key(|p| p.meta().creation_timestamp.as_ref().map(time))
+            .or_else(|| found.last());
+        let Some(pod) = newest else {
+            return LogTail::Unavailable("the Job has no pods".into());
+        };
+        let Some(container) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+        else {
+            return LogTail::Unavailable("the pod has no containers".into());
+        };
+        let params = LogParams {
+            container: Some(container.clone()),
+            tail_lines: Some(max_lines as i64),
+            limit_bytes: Some(LOG_READ_LIMIT as i64),
+            ..LogParams::default()
+        };
+        match read_tail(&pods, &pod.name_any(), &params, max_bytes * 4).await {
+            Ok(text) => {
+                let lines = tail_lines(&text, max_lines);
+                let (kept, cut) = tail_bytes(lines, max_bytes);
+                LogTail::Captured {
+                    container,
+                    lines: kept.lines().count(),
+                    truncated: cut,
+                    text: kept.to_string(),
+                }
+            }
+            Err(e) => LogTail::Unavailable(format!("cannot read logs ({})", short(&e))),
+        }
     }
 }
 

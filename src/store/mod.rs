@@ -162,14 +162,22 @@ pub enum RecordKind {
     Digest,
     /// `namespace/cronjob` → [`crate::core::snooze::Snooze`], the CronJob's snooze.
     Snooze,
+    /// `namespace/cronjob` → [`crate::core::slots::AlertedSlots`]: the
+    /// slots a "did not start" alert was raised for (never one twice).
+    Slot,
+    /// Job uid → [`crate::core::slots::LongRun`]: a Job alerted as running
+    /// too long, until its end is told.
+    LongRun,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 6] = [
         RecordKind::History,
         RecordKind::Batch,
         RecordKind::Digest,
         RecordKind::Snooze,
+        RecordKind::Slot,
+        RecordKind::LongRun,
     ];
 
     /// Its sled tree (`record.<name>`) and resource name prefix.
@@ -179,6 +187,8 @@ impl RecordKind {
             RecordKind::Batch => "batch",
             RecordKind::Digest => "digest",
             RecordKind::Snooze => "snooze",
+            RecordKind::Slot => "slot",
+            RecordKind::LongRun => "longrun",
         }
     }
 }

@@ -13,6 +13,7 @@ mod fake_kube;
 mod fake_slack;
 mod fake_teams;
 mod ha;
+mod health;
 mod hold;
 mod incidents;
 mod manifests;

@@ -96,6 +96,7 @@ fn alert(uid: &str) -> AlertRecord {
             exit: None,
             log: LogTail::NotCaptured,
             failed_indexes: None,
+            kind: Default::default(),
         },
         channel: "C1".into(),
         state: AlertState::Pending,

@@ -102,6 +102,8 @@ async fn a_storm_of_thirty_is_five_alerts_and_one_digest_with_its_thread() {
     for line in &lines {
         assert!(line.contains("BackoffLimitExceeded"), "{line}");
     }
+    // Once the storm is known, an alert waits for its exit code: its line has it.
+    assert!(lines.iter().any(|l| l.contains("exit code 1")), "{lines:?}");
 
     // The digest's headline catches up with the whole storm.
     let last = slack_headline(&t, &digest.ts, "30 CronJobs failed").await;

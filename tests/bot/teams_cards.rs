@@ -66,6 +66,7 @@ fn alert() -> FailureAlert {
             truncated: false,
         },
         failed_indexes: None,
+        kind: Default::default(),
     }
 }
 

@@ -44,17 +44,23 @@ impl App {
             thread_ts,
             failed_since: None,
         };
-        let context = vec![format!(
-            "Failed Job {}: {} ({} failed attempts){}",
-            alert.job,
-            alert.reason,
-            alert.failed_pods,
-            alert
-                .exit
-                .as_ref()
-                .map(|e| format!(", exit code {}", e.exit_code))
-                .unwrap_or_default()
-        )];
+        let context = vec![match &alert.kind {
+            crate::core::alert::AlertKind::Missed { slot, .. } => format!(
+                "The run due {} did not start; this starts one now.",
+                slot.format("%Y-%m-%d %H:%M UTC")
+            ),
+            _ => format!(
+                "Failed Job {}: {} ({} failed attempts){}",
+                alert.job,
+                alert.reason,
+                alert.failed_pods,
+                alert
+                    .exit
+                    .as_ref()
+                    .map(|e| format!(", exit code {}", e.exit_code))
+                    .unwrap_or_default()
+            ),
+        }];
         self.open_form(
             &click.trigger_id,
             kind,
@@ -374,7 +380,8 @@ impl App {
             Some(uid) => self
                 .alert_copy(uid, Platform::of(&t.channel))
                 .await
-                .map(|r| r.alert.job),
+                .map(|r| r.alert.job)
+                .filter(|job| !job.is_empty()),
             None => None,
         };
         let mut req = RerunRequest {

@@ -580,15 +580,28 @@ pub fn failure_alert(
             .into(),
     ];
 
-    let mut reason = format!("*Reason:* `{}`", escape_cut(&alert.reason, 200));
-    if !alert.message.is_empty() {
-        reason.push_str(&format!(" — {}", escape_cut(&alert.message, 1000)));
-    }
+    let reason = wording::health::summary(&Slack, alert).unwrap_or_else(|| {
+        let mut reason = format!("*Reason:* `{}`", escape_cut(&alert.reason, 200));
+        if !alert.message.is_empty() {
+            reason.push_str(&format!(" — {}", escape_cut(&alert.message, 1000)));
+        }
+        reason
+    });
     blocks.push(section(reason));
 
-    let mut fields = vec![format!("*Job*\n`{}`", escape_cut(&alert.job, 300))];
-    fields.push(format!("*Attempts*\n{}", wording::attempts(alert)));
-    if let Some(exit) = &alert.exit {
+    // A missed or long run has its own fields; a failure these.
+    let health_fields = wording::health::fields(&Slack, alert);
+    let failed = health_fields.is_none();
+    let mut fields: Vec<String> = health_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| format!("*{k}*\n{v}"))
+        .collect();
+    if failed {
+        fields.push(format!("*Job*\n`{}`", escape_cut(&alert.job, 300)));
+        fields.push(format!("*Attempts*\n{}", wording::attempts(alert)));
+    }
+    if let Some(exit) = alert.exit.as_ref().filter(|_| failed) {
         let reason = exit
             .reason
             .as_deref()
@@ -601,10 +614,12 @@ pub fn failure_alert(
             escape_cut(&exit.container, 253)
         ));
     }
-    if let Some(started) = alert.started_at {
+    if let Some(started) = alert.started_at.filter(|_| failed) {
         fields.push(format!("*Started*\n{}", when(started)));
     }
-    fields.push(format!("*Failed*\n{}", when(alert.failed_at)));
+    if failed {
+        fields.push(format!("*Failed*\n{}", when(alert.failed_at)));
+    }
     if let Some(schedule) = &alert.schedule {
         let tz = alert
             .time_zone
@@ -685,18 +700,10 @@ pub fn failure_alert(
         // Recovered: nothing to rerun any more; Hold stays.
         let mut actions = Vec::new();
         if story.recovered.is_none() {
-            actions.push(button(
-                "rerun",
-                "Rerun",
-                &alert.job_uid,
-                Some(SlackBlockButtonStyle::Primary),
-            ));
-            actions.push(button(
-                "rerun_with_changes",
-                "Rerun with changes…",
-                &alert.job_uid,
-                None,
-            ));
+            for (n, (action, label)) in wording::health::buttons(alert).iter().enumerate() {
+                let style = (n == 0).then_some(SlackBlockButtonStyle::Primary);
+                actions.push(button(action, label, &alert.job_uid, style));
+            }
         }
         actions.push(button(
             "hold",
@@ -714,14 +721,14 @@ pub fn failure_alert(
         );
     }
 
+    let text = wording::health::fallback(alert, story).unwrap_or_else(|| {
+        format!(
+            "CronJob {what} failed: {} ({} failed attempts)",
+            alert.reason, alert.failed_pods
+        )
+    });
     Rendered {
-        text: escape_cut(
-            &format!(
-                "CronJob {what} failed: {} ({} failed attempts)",
-                alert.reason, alert.failed_pods
-            ),
-            500,
-        ),
+        text: escape_cut(&text, 500),
         blocks,
     }
 }

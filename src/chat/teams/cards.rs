@@ -516,17 +516,24 @@ pub fn failure_alert(
 ) -> Value {
     let m = Teams { names };
     let mut body = vec![heading(&wording::alert_header(alert, story, reply))];
-    let mut reason = format!("**Reason:** {}", m.text(&alert.reason, 200));
-    if !alert.message.is_empty() {
-        reason.push_str(&format!(" — {}", m.text(&alert.message, 1000)));
-    }
+    let reason = wording::health::summary(&m, alert).unwrap_or_else(|| {
+        let mut reason = format!("**Reason:** {}", m.text(&alert.reason, 200));
+        if !alert.message.is_empty() {
+            reason.push_str(&format!(" — {}", m.text(&alert.message, 1000)));
+        }
+        reason
+    });
     body.push(text_block(&reason));
 
-    let mut fields = vec![
-        ("Job", m.code(&alert.job, 300)),
-        ("Attempts", wording::attempts(alert)),
-    ];
-    if let Some(exit) = &alert.exit {
+    // A missed or long run has its own fields; a failure these.
+    let health_fields = wording::health::fields(&m, alert);
+    let failed = health_fields.is_none();
+    let mut fields = health_fields.unwrap_or_default();
+    if failed {
+        fields.push(("Job", m.code(&alert.job, 300)));
+        fields.push(("Attempts", wording::attempts(alert)));
+    }
+    if let Some(exit) = alert.exit.as_ref().filter(|_| failed) {
         let reason = exit
             .reason
             .as_deref()
@@ -541,10 +548,12 @@ pub fn failure_alert(
             ),
         ));
     }
-    if let Some(started) = alert.started_at {
+    if let Some(started) = alert.started_at.filter(|_| failed) {
         fields.push(("Started", when(started)));
     }
-    fields.push(("Failed", when(alert.failed_at)));
+    if failed {
+        fields.push(("Failed", when(alert.failed_at)));
+    }
     if let Some(schedule) = &alert.schedule {
         let tz = alert
             .time_zone
@@ -636,18 +645,10 @@ pub fn failure_alert(
     if !alert.cronjob_missing {
         // Recovered: nothing to rerun any more; Hold stays.
         if story.recovered.is_none() {
-            actions.push(open_form(
-                "rerun",
-                "Rerun",
-                &alert.job_uid,
-                Some("positive"),
-            ));
-            actions.push(open_form(
-                "rerun_with_changes",
-                "Rerun with changes…",
-                &alert.job_uid,
-                None,
-            ));
+            for (n, (verb, title)) in wording::health::buttons(alert).iter().enumerate() {
+                let style = (n == 0).then_some("positive");
+                actions.push(open_form(verb, title, &alert.job_uid, style));
+            }
         }
         actions.push(execute("hold", "Hold", &alert.job_uid, Some("destructive")));
         if story.recovered.is_none() {

@@ -25,9 +25,9 @@ impl Interactions for Arc<App> {
                     "batch_approve" | "batch_deny" | "batch_cancel" => {
                         self.on_batch_button(&click).await
                     }
-                    "rerun_failed" => self.on_rerun_failed_button(&click).await,
                     "hold" => self.on_hold_button(&click).await,
                     "snooze" => self.on_snooze_button(&click).await,
+                    "rerun_failed" => self.on_rerun_failed_button(&click).await,
                     a if a.starts_with("rerun_cronjob") => {
                         self.on_rerun_cronjob_button(&click).await
                     }

@@ -270,6 +270,10 @@ impl App {
     /// than the lookback and the thread window (and a day): the alert
     /// decision ignores such Jobs anyway.
     async fn run_retention(self: Arc<Self>) {
+        // Histories are kept for the CronJobs that exist: wait for the first list.
+        while !self.is_ready() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         loop {
             let now = chrono::Utc::now();
             let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
@@ -285,10 +289,6 @@ impl App {
                 Ok(n) => tracing::info!(records = n, "expired records deleted"),
                 Err(e) => tracing::warn!(error = %e, "cannot delete expired records"),
             }
-        // Histories are kept for the CronJobs that exist: wait for the first list.
-        while !self.is_ready() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
             tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
         }
     }

@@ -99,13 +99,13 @@ impl App {
             alert: None,
             channel: at.channel.clone(),
             thread_ts: Some(at.ts.clone()),
+            failed_since: None,
         };
         let context = vec!["Its running Job was terminated by a maintenance hold.".to_string()];
         self.open_form(
             &click.trigger_id,
             FormKind::RerunReason,
             &cj,
-            failed_since: None,
             target,
             context,
             FormValues::default(),
@@ -164,15 +164,15 @@ impl App {
                 "This form is from another version of rerun-bot; please start again.".into(),
             );
         };
+        if let Some(since) = target.failed_since {
+            return self.on_rerun_failed_form(form, &target, since).await;
+        }
         let overrides = match form.kind {
             FormKind::RerunReason => Overrides::default(),
             FormKind::RerunOverrides => match values_to_overrides(&form.values) {
                 Ok(o) => o,
                 Err(e) => return e.into_reply(true),
             },
-        if let Some(since) = target.failed_since {
-            return self.on_rerun_failed_form(form, &target, since).await;
-        }
         };
         let ticket = Some(form.values.ticket.trim().to_string()).filter(|t| !t.is_empty());
         let ask = Ask {
@@ -207,13 +207,13 @@ impl App {
             alert: None,
             channel: cmd.channel.clone(),
             thread_ts: None,
+            failed_since: None,
         };
         // A ticket given on the command line is checked before anything else.
         if let Some(ticket) = rerun.ticket.as_deref()
             && let Err(why) = self.reruns.tickets.check(Some(ticket))
         {
             return Reply::Ephemeral(format!("{why}; nothing was requested."));
-            failed_since: None,
         }
         let missing_ticket = self.reruns.tickets.required && rerun.ticket.is_none();
         if rerun.reason.is_none() || missing_ticket {

@@ -12,11 +12,7 @@ use crate::core::command::RerunFailedCommand;
 impl App {
     /// `rerun_failed` on a digest (its value is the digest id): opens the form.
     pub(crate) async fn on_rerun_failed_button(&self, click: &ButtonClick) -> Reply {
-        let Some(digest) = click
-            .value
-            .as_deref()
-            .and_then(|id| self.digest_by_id(id))
-        else {
+        let Some(digest) = click.value.as_deref().and_then(|id| self.digest_by_id(id)) else {
             return Reply::Ephemeral(
                 "This storm digest is no longer known; use `/rerun failed --since 1h --reason \"…\"`."
                     .into(),
@@ -66,8 +62,8 @@ impl App {
         target: &FormTarget,
         since: DateTime<Utc>,
     ) -> Reply {
-        let window = (Utc::now() - since).to_std().unwrap_or_default()
-            + std::time::Duration::from_secs(60);
+        let window =
+            (Utc::now() - since).to_std().unwrap_or_default() + std::time::Duration::from_secs(60);
         let filter = RerunFailedCommand {
             since: window,
             namespace: None,

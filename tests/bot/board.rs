@@ -78,7 +78,7 @@ async fn cronjobs(t: &Tester, text: &str) -> Value {
 /// Waits until the bot's CronJob cache holds `n` CronJobs.
 async fn until_watched(t: &Tester, n: usize) {
     let want = format!("{n} CronJob");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let answer = t.command("U_ALICE", CHANNEL, "/cronjobs", "").await.body;
         if answer.contains(&want) {
@@ -176,7 +176,7 @@ async fn cronjobs_board_of_120_is_paged_in_teams() {
     many(&t, 120);
     let teams = t.teams();
     let channel = t.teams_channel();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let page1 = loop {
         teams.send_message("alice", &channel, "cronjobs").await;
         let answer = teams.next_message().await;
@@ -447,7 +447,7 @@ async fn cronjobs_detail_in_teams_is_a_card_for_the_asker() {
         .apply_cronjob(CronJobFixture::new("broken").schedule("61 * * * *").build());
     let teams = t.teams();
     let channel = t.teams_channel();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let answer = loop {
         teams
             .send_message("alice", &channel, "cronjobs broken")

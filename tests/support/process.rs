@@ -75,6 +75,11 @@ pub async fn spawn(
             .env("RERUN_BOT_DATA_DIR", dir.join("data"))
             .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            // This fake Slack has no rate limits, and these tests count one
+            // alert per failure: no pacing, no storm digests (each test may
+            // turn them on through `env`).
+            .env("RERUN_BOT_CHAT_PACING", "off")
+            .env("RERUN_BOT_STORM_THRESHOLD", "0")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -478,3 +478,26 @@ async fn missed_runs_off_is_no_alert() {
     looks(&t, 5).await;
     t.finish().await;
 }
+
+#[tokio::test]
+async fn teams_gets_the_did_not_start_card_with_run_now_and_hold() {
+    let t = Tester::on(crate::support::tester::Platforms::Teams, ARGS).await;
+    apply_with_last_run(
+        &t,
+        hourly("report"),
+        this_hour() - chrono::Duration::hours(2),
+    );
+    let card = t.teams().next_message().await;
+    let shown = card.render();
+    assert!(
+        shown.contains("⏰ CronJob default/report did not start"),
+        "{shown}"
+    );
+    assert!(shown.contains("Kubernetes created no Job"), "{shown}");
+    assert!(card.has_button("rerun"), "{:?}", card.buttons());
+    assert!(card.has_button("hold"), "{:?}", card.buttons());
+    assert!(shown.contains("Run now"), "{shown}");
+    looks(&t, 3).await;
+    // Microsoft's parser reads the card at finish.
+    t.finish().await;
+}

@@ -25,6 +25,9 @@ use crate::kube::Watched;
 use crate::metrics::ResourceLabel;
 use crate::store::{AlertRecord, AlertState, AuditEvent, alert_key, thread_key};
 
+/// How often recording a posted alert is tried (every 0.5 s: a minute).
+const RECORD_TRIES: u32 = 120;
+
 /// How long an alert of a storm waits for its exit code and log tail.
 const STORM_CAPTURE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -521,12 +524,29 @@ impl App {
             channel: Some(posted.channel.clone()),
         };
         record.number = thread.failures;
-        let recorded = match self.store.put_alert(uid, &record).await {
-            Ok(()) => self.store.put_thread(&key, &thread).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "alert posted but not recorded");
+        // Posted: unrecorded, the retry (here or on the next leader) would post
+        // it again. The store may be down for a while (the apiserver, with
+        // several replicas): keep trying for a minute, holding the claim and
+        // the thread lock — recording what was done is safe even after this
+        // replica stopped leading.
+        let mut tries = 0;
+        loop {
+            let recorded = match self.store.put_alert(uid, &record).await {
+                Ok(()) => self.store.put_thread(&key, &thread).await,
+                Err(e) => Err(e),
+            };
+            match recorded {
+                Ok(()) => break,
+                Err(e) if tries < RECORD_TRIES => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "alert posted, not recorded yet; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "alert posted but not recorded");
+                    break;
+                }
+            }
         }
         let _ = self
             .store

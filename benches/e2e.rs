@@ -161,6 +161,8 @@ fn slack_env(slack: &FakeSlack) -> Vec<(&'static str, String)> {
         ("RERUN_BOT_ADMINS", "U_ADMIN".into()),
         // This fake has no rate limits (`storm_limited` turns them on).
         ("RERUN_BOT_CHAT_PACING", "off".into()),
+        // These entries time one alert per failure; `storm_limited` measures the digest.
+        ("RERUN_BOT_STORM_THRESHOLD", "0".into()),
     ]
 }
 
@@ -198,6 +200,8 @@ fn spawn_teams_bot(kube: &FakeKube, teams: &FakeTeams, port: u16) -> BotProcess 
             ("TEAMS_SERVICE_URL", teams.service_url()),
             ("TEAMS_LOGIN_URL", teams.login_url()),
             ("TEAMS_OPENID_METADATA_URL", teams.openid_metadata_url()),
+            // One alert per failure is what the Teams entries time.
+            ("RERUN_BOT_STORM_THRESHOLD", "0".into()),
         ],
         ".teams",
     )
@@ -895,7 +899,7 @@ async fn storm_limited_scenario() -> serde_json::Value {
     }
     let env: Vec<(&str, String)> = slack_env(&slack)
         .into_iter()
-        .filter(|(k, _)| *k != "RERUN_BOT_CHAT_PACING")
+        .filter(|(k, _)| *k != "RERUN_BOT_CHAT_PACING" && *k != "RERUN_BOT_STORM_THRESHOLD")
         .collect();
     let port = free_port();
     let started = Instant::now();

@@ -322,7 +322,7 @@ impl App {
         if let Some(t) = thread {
             if reply {
                 story.failures = record.number.max(2);
-            } else if t.parent_job_uid_matches(record) {
+            } else if opened_by(t, record) {
                 story.failures = t.failures;
                 story.since = t.since;
                 story.recovered = t.recovered.clone();
@@ -333,16 +333,10 @@ impl App {
     }
 }
 
-trait ThreadParent {
-    fn parent_job_uid_matches(&self, record: &AlertRecord) -> bool;
-}
-
-impl ThreadParent for ThreadState {
-    /// The thread's first alert is this record's (any platform's copy).
-    fn parent_job_uid_matches(&self, record: &AlertRecord) -> bool {
-        self.parent_job_uid == record.alert.job_uid
-            || self.parent_job_uid == store::alert_key(record.platform, &record.alert.job_uid)
-    }
+/// Whether the thread's first alert is this record's (any platform's copy).
+fn opened_by(thread: &ThreadState, record: &AlertRecord) -> bool {
+    thread.parent_job_uid == record.alert.job_uid
+        || thread.parent_job_uid == store::alert_key(record.platform, &record.alert.job_uid)
 }
 
 /// The thread's last line of an incident: failures, reruns, time to recovery.

@@ -240,8 +240,7 @@ impl App {
             }
             let quiet = match snooze.suppressed {
                 0 => "no failure".to_string(),
-                1 => "1 failure".to_string(),
-                n => format!("{n} failures"),
+                n => crate::chat::wording::failures(n),
             };
             let line = format!(
                 "🔔 Snooze by <@{}> ended: {quiet} while snoozed. The incident is still open ({} failures since {}).",
@@ -348,10 +347,7 @@ fn recovery_summary(thread: &ThreadState, reruns: &[RerunRequest], at: DateTime<
     let took = humantime::format_duration(std::time::Duration::from_secs(
         (at - since).num_seconds().max(0) as u64 / 60 * 60,
     ));
-    let failures = match r.failures {
-        1 => "1 failure".to_string(),
-        n => format!("{n} failures"),
-    };
+    let failures = crate::chat::wording::failures(r.failures);
     let mut line = format!(
         "✅ Recovered: {} succeeded at {}. Incident: {failures} since {}, {took} to recovery.",
         r.job,

@@ -262,12 +262,17 @@ pub fn history_line(m: &dyn Markup, story: &AlertStory) -> String {
     }
 }
 
-/// How an incident ended, for its first alert.
-pub fn recovered_line(m: &dyn Markup, r: &Recovery) -> String {
-    let failures = match r.failures {
+/// `1 failure`, `3 failures`.
+pub fn failures(n: u32) -> String {
+    match n {
         1 => "1 failure".to_string(),
         n => format!("{n} failures"),
-    };
+    }
+}
+
+/// How an incident ended, for its first alert.
+pub fn recovered_line(m: &dyn Markup, r: &Recovery) -> String {
+    let failures = failures(r.failures);
     let how = if r.by_rerun { " (a rerun)" } else { "" };
     format!(
         "✅ Recovered — {}{how} succeeded {}, after {failures}.",

@@ -277,7 +277,12 @@ impl App {
             .unwrap_or_default()
             .into_iter()
             .filter(|r| r.namespace == namespace && r.cronjob == cronjob)
-            .filter(|r| r.requested_at >= since && until.is_none_or(|u| r.requested_at <= u))
+            // Kubernetes keeps whole seconds: a request made in the second
+            // the run succeeded belongs to the incident.
+            .filter(|r| {
+                r.requested_at >= since
+                    && until.is_none_or(|u| r.requested_at < u + chrono::Duration::seconds(1))
+            })
             .collect()
     }
 
@@ -368,20 +373,33 @@ fn recovery_summary(thread: &ThreadState, reruns: &[RerunRequest], at: DateTime<
             (Some(t), None) => format!(", ticket {t}"),
             _ => String::new(),
         };
-        let outcome = match req.state {
-            State::Succeeded => "succeeded",
-            State::Failed => "failed",
-            State::Pending => "pending",
-            State::Approved | State::Created => "running",
-            State::Denied => "denied",
-            State::Cancelled => "cancelled",
-            State::Expired => "expired",
-            State::Aborted => "not run",
+        let outcome = match (req.state, req.stop.is_some()) {
+            (State::Succeeded | State::Created | State::Failed, true) => "stopped",
+            (State::Approved, true) => "stopping",
+            (State::Aborted, true) => "not stopped",
+            (state, _) => rerun_outcome(state),
         };
         line.push_str(&format!(
-            "\n• Rerun {} by <@{}>{approver}: \"{}\"{ticket} — {outcome}.",
-            req.id, req.requested_by, req.reason
+            "\n• {} {} by <@{}>{approver}: \"{}\"{ticket} — {outcome}.",
+            if req.stop.is_some() { "Stop" } else { "Rerun" },
+            req.id,
+            req.requested_by,
+            req.reason
         ));
     }
     line
+}
+
+/// How a rerun request ended, in the recovery summary.
+fn rerun_outcome(state: State) -> &'static str {
+    match state {
+        State::Succeeded => "succeeded",
+        State::Failed => "failed",
+        State::Pending => "pending",
+        State::Approved | State::Created => "running",
+        State::Denied => "denied",
+        State::Cancelled => "cancelled",
+        State::Expired => "expired",
+        State::Aborted => "not run",
+    }
 }

@@ -19,6 +19,7 @@ impl Interactions for Arc<App> {
                     "rerun_with_changes" => {
                         self.on_rerun_button(&click, FormKind::RerunOverrides).await
                     }
+                    "stop_run" => self.on_stop_button(&click).await,
                     "approve" | "approve_held" | "deny" | "cancel" => {
                         self.on_request_button(&click).await
                     }

@@ -111,13 +111,15 @@ pub enum Outgoing<'a> {
     Digest(&'a crate::core::storm::Digest),
 }
 
-/// The two rerun forms (DESIGN.md "Modals").
+/// The forms: two to rerun (DESIGN.md "Modals"), one to stop a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FormKind {
     /// `rerun_reason`: reason and ticket only.
     RerunReason,
     /// `rerun_overrides`: args, args mode, env, container, reason, ticket.
     RerunOverrides,
+    /// `stop_reason`: reason and ticket, to stop a run that takes too long.
+    StopReason,
 }
 
 impl FormKind {
@@ -125,6 +127,27 @@ impl FormKind {
         match self {
             FormKind::RerunReason => "rerun_reason",
             FormKind::RerunOverrides => "rerun_overrides",
+            FormKind::StopReason => "stop_reason",
+        }
+    }
+
+    /// The submit button's label.
+    pub fn submit_label(self) -> &'static str {
+        match self {
+            FormKind::StopReason => "Request stop",
+            _ => "Request rerun",
+        }
+    }
+
+    /// The hint under the reason field.
+    pub fn reason_hint(self) -> &'static str {
+        match self {
+            FormKind::StopReason => {
+                "Why this run should stop rather than finish; recorded in the audit trail."
+            }
+            _ => {
+                "Why it failed and why a rerun fixes it; recorded on the Job and in the audit trail."
+            }
         }
     }
 
@@ -132,6 +155,7 @@ impl FormKind {
         match id {
             "rerun_reason" => Some(FormKind::RerunReason),
             "rerun_overrides" => Some(FormKind::RerunOverrides),
+            "stop_reason" => Some(FormKind::StopReason),
             _ => None,
         }
     }

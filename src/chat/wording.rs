@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod health;
 pub mod snooze;
+pub mod stop;
 
 pub use snooze::snooze_line;
 
@@ -117,6 +118,15 @@ pub fn held_warning(m: &dyn Markup, hold: &str) -> String {
     )
 }
 
+/// A pending request's line: who may approve, until when.
+fn pending(m: &dyn Markup, req: &RerunRequest) -> String {
+    format!(
+        "⏳ Waiting for approval by someone other than {}. Expires {}.",
+        m.user(&req.requested_by),
+        m.when(req.expires_at)
+    )
+}
+
 /// What a request's card says about where it stands.
 pub fn request_status(m: &dyn Markup, req: &RerunRequest) -> String {
     let job = req
@@ -130,12 +140,11 @@ pub fn request_status(m: &dyn Markup, req: &RerunRequest) -> String {
         .as_deref()
         .map(|n| format!(": {}", m.text(n, 500)))
         .unwrap_or_default();
+    if let Some(stop) = &req.stop {
+        return stop::status(m, req, stop);
+    }
     match req.state {
-        State::Pending => format!(
-            "⏳ Waiting for approval by someone other than {}. Expires {}.",
-            m.user(&req.requested_by),
-            m.when(req.expires_at)
-        ),
+        State::Pending => pending(m, req),
         State::Approved => format!(
             "✅ Approved by {} — creating the Job…",
             by(&req.approved_by)

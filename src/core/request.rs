@@ -116,11 +116,29 @@ pub struct RerunRequest {
     /// request is approved with its batch and has no card of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<String>,
+    /// Set on a request to stop a running Job (a long-run alert's *Stop this
+    /// run…*): approval deletes that Job instead of creating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopTarget>,
+}
+
+/// The running Job a stop request is about. The uid makes the delete exact:
+/// a later Job of the same name is never deleted by an old approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopTarget {
+    pub job: String,
+    pub uid: String,
 }
 
 impl RerunRequest {
     pub fn subject(&self) -> String {
         format!("{}/{}", self.namespace, self.cronjob)
+    }
+
+    /// What the request asks for, as the audit's action prefix and in words:
+    /// `rerun` or `stop`.
+    pub fn noun(&self) -> &'static str {
+        if self.stop.is_some() { "stop" } else { "rerun" }
     }
 
     /// The thread where progress goes: the alert's, else the card's own.
@@ -161,7 +179,7 @@ pub enum Event {
 /// Why a click changes nothing; the text is for the person who clicked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("You asked for this rerun, so someone else has to approve it (four-eyes rule).")]
+    #[error("You asked for this, so someone else has to approve it (four-eyes rule).")]
     OwnRequest,
     #[error("You are not on the list of people allowed to {what} (RERUN_BOT_APPROVERS).")]
     NotAllowed { what: &'static str },
@@ -218,7 +236,11 @@ pub fn transition(
             }
             if !allowed {
                 return Err(Refusal::NotAllowed {
-                    what: "approve reruns",
+                    what: if req.stop.is_some() {
+                        "approve stopping runs"
+                    } else {
+                        "approve reruns"
+                    },
                 });
             }
             next.state = State::Approved;
@@ -235,7 +257,11 @@ pub fn transition(
             }
             if !allowed {
                 return Err(Refusal::NotAllowed {
-                    what: "deny reruns",
+                    what: if req.stop.is_some() {
+                        "deny stopping runs"
+                    } else {
+                        "deny reruns"
+                    },
                 });
             }
             next.state = State::Denied;

@@ -380,6 +380,30 @@ impl Cluster {
         }
     }
 
+    /// Deletes exactly the Job with this uid, with its pods (`Background`).
+    /// `false`: it is gone already, or the name now belongs to another Job
+    /// (the uid precondition's 409); nothing was deleted then.
+    pub async fn delete_job_exact(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<bool, KubeError> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Running Jobs by `namespace/cronjob`, in the watched namespaces.
     pub async fn running_jobs_by_cronjob(
         &self,

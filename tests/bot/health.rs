@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use crate::support::slack::ViewValue;
 use crate::support::{CronJobFixture, Failure, Resource, Tester};
 
-const ARGS: &[&str] = &["--health-interval", "200ms", "--audit-token", AUDIT_TOKEN];
+pub(super) const ARGS: &[&str] = &["--health-interval", "200ms", "--audit-token", AUDIT_TOKEN];
 const AUDIT_TOKEN: &str = "health-audit";
 /// Runs due once a year (1 January): no missed run gets in the way of a long one.
-const YEARLY: &str = "0 3 1 1 *";
+pub(super) const YEARLY: &str = "0 3 1 1 *";
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -61,7 +61,7 @@ async fn checks(t: &Tester) -> u64 {
 }
 
 /// Waits until the loop has looked `n` more times than now.
-async fn looks(t: &Tester, n: u64) {
+pub(super) async fn looks(t: &Tester, n: u64) {
     let target = checks(t).await + n;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while checks(t).await < target {
@@ -73,7 +73,7 @@ async fn looks(t: &Tester, n: u64) {
     }
 }
 
-async fn audit_actions(t: &Tester) -> Vec<String> {
+pub(super) async fn audit_actions(t: &Tester) -> Vec<String> {
     rerun_bot::audit_client::fetch(&t.url(""), AUDIT_TOKEN, Some("1h"), None)
         .await
         .expect("audit endpoint answers")
@@ -82,7 +82,7 @@ async fn audit_actions(t: &Tester) -> Vec<String> {
         .collect()
 }
 
-fn job_name(job: &Value) -> String {
+pub(super) fn job_name(job: &Value) -> String {
     job["metadata"]["name"].as_str().unwrap().to_string()
 }
 
@@ -307,7 +307,12 @@ async fn run_now_needs_a_second_person_then_creates_the_job() {
 }
 
 /// A scheduled Job of `cronjob` that started `ago` back and still runs.
-fn running_since(t: &Tester, cronjob: &str, slot: DateTime<Utc>, ago: chrono::Duration) -> Value {
+pub(super) fn running_since(
+    t: &Tester,
+    cronjob: &str,
+    slot: DateTime<Utc>,
+    ago: chrono::Duration,
+) -> Value {
     let job = t.kube.spawn_job("default", cronjob, slot);
     let name = job_name(&job);
     let uid = job["metadata"]["uid"].as_str().unwrap().to_string();
@@ -350,7 +355,7 @@ async fn a_job_past_max_duration_is_alerted_then_updated_when_it_finishes() {
     assert!(shown.contains(&name), "{shown}");
     assert!(shown.contains("rerun-bot.io/max-duration"), "{shown}");
     assert!(shown.contains("waiting for lock"), "the log tail: {shown}");
-    assert_eq!(alert.buttons(), ["hold"]);
+    assert_eq!(alert.buttons(), ["stop_run", "hold"]);
     looks(&t, 3).await;
     t.slack.expect_quiet(Duration::from_millis(100)).await;
 

@@ -22,6 +22,7 @@ mod rerun;
 mod security;
 mod service;
 mod snooze;
+mod stop;
 mod store;
 mod storm;
 mod teams;

@@ -9,7 +9,7 @@ use rerun_bot::core::alert::LogTail;
 use rerun_bot::core::hold::{Item, Kind, Operation, Outcome, Phase};
 use rerun_bot::core::model::ContainerExit;
 use rerun_bot::core::overrides::{ArgsMode, Diff, EnvChange, Overrides};
-use rerun_bot::core::request::{RerunRequest, State};
+use rerun_bot::core::request::{RerunRequest, State, StopTarget};
 use rerun_bot::core::{AlertStory, FailureAlert};
 use serde_json::Value;
 
@@ -332,7 +332,7 @@ fn form(kind: FormKind) -> Form {
             "Last log line: <at>Bob</at> [x](http://evil)".into(),
         ],
         containers: match kind {
-            FormKind::RerunReason => vec!["main".into()],
+            FormKind::RerunReason | FormKind::StopReason => vec!["main".into()],
             FormKind::RerunOverrides => vec!["main".into(), "sidecar".into()],
         },
         prefill: FormValues {
@@ -651,6 +651,24 @@ fn teams_cards_requests_in_every_state() {
     let held = cards::message(&Outgoing::Request(&hostile_request()), &names);
     assert_eq!(verbs(&held), ["approve", "approve_held", "deny", "cancel"]);
     all.extend([changes, held]);
+    // A stop request: what it deletes instead of what it changes.
+    for state in [State::Pending, State::Succeeded, State::Aborted] {
+        let mut stop = request(state);
+        stop.stop = Some(StopTarget {
+            job: "billing-sync-28391040".into(),
+            uid: "9f1c2d3e-job-uid".into(),
+        });
+        if state == State::Aborted {
+            stop.note =
+                Some("Job `billing-sync-28391040` had succeeded before it could be stopped".into());
+        }
+        let card = cards::message(&Outgoing::Request(&stop), &names);
+        snapshot(&format!("request_stop_{}", state.as_str()), &card);
+        let text = card["body"].to_string();
+        assert!(text.contains("🛑 Stop request"), "{text}");
+        assert!(!text.contains("Changes"), "a stop changes nothing: {text}");
+        all.push(card);
+    }
     validate_cards(&all);
 }
 
@@ -751,6 +769,11 @@ fn teams_cards_dialogs() {
     );
     let plain = cards::dialog(&reason, &reason.prefill, &[]);
     snapshot("dialog_rerun_reason", &plain);
+    let stop = form(FormKind::StopReason);
+    assert_eq!(cards::dialog_title(&stop), "Stop a run of billing-sync");
+    let stop_dialog = cards::dialog(&stop, &FormValues::default(), &[]);
+    snapshot("dialog_stop_reason", &stop_dialog);
+    assert!(stop_dialog.to_string().contains("Request stop"));
     let values = FormValues {
         reason: "db was down".into(),
         env: "1BAD=x".into(),
@@ -822,6 +845,7 @@ fn teams_cards_dialogs() {
         plain,
         with_errors,
         cards::dialog(&overrides, &overrides.prefill, &[]),
+        stop_dialog,
     ]);
 }
 

@@ -139,17 +139,25 @@ impl App {
         };
         self.audit(
             BOT_ACTOR,
-            "rerun.aborted",
+            &format!("{}.aborted", next.noun()),
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str(), "why": why}),
         ).await;
         let _ = self.store.flush().await;
-        tracing::warn!(request = %next.id, %why, "approved rerun not run");
-        self.notify(&next, &format!("⚠️ The approved rerun was not run: {why}."))
-            .await;
+        tracing::warn!(request = %next.id, %why, what = next.noun(), "approved request not carried out");
+        let (thread, status) = match next.stop {
+            Some(_) => (
+                format!("⚠️ The approved stop was not done: {why}."),
+                format!("⚠️ Not stopped: {why}."),
+            ),
+            None => (
+                format!("⚠️ The approved rerun was not run: {why}."),
+                format!("⚠️ Rerun not run: {why}."),
+            ),
+        };
+        self.notify(&next, &thread).await;
         self.update_card(&next).await;
-        self.set_alert_status(&next, format!("⚠️ Rerun not run: {why}."))
-            .await;
+        self.set_alert_status(&next, status).await;
     }
 
     /// A Job event for a Job the bot created as a rerun. `false`: not ours.

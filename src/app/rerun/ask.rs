@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// Where the card of a request asked from an alert goes: the alert's
+/// channel and thread.
+pub(super) fn card_place(click: &ButtonClick, record: &AlertRecord) -> (String, Option<String>) {
+    match (&click.message, &record.state) {
+        (Some(m), AlertState::Posted { ts, thread_ts, .. }) => (
+            m.channel.clone(),
+            Some(thread_ts.clone().unwrap_or_else(|| ts.clone())),
+        ),
+        (Some(m), AlertState::Pending | AlertState::Snoozed) => {
+            (m.channel.clone(), Some(m.ts.clone()))
+        }
+        (None, _) => (record.channel.clone(), None),
+    }
+}
+
 impl App {
     // ----- asking -----------------------------------------------------------
 
@@ -26,16 +41,7 @@ impl App {
                 alert.namespace, alert.cronjob
             ));
         };
-        let (channel, thread_ts) = match (&click.message, &record.state) {
-            (Some(m), AlertState::Posted { ts, thread_ts, .. }) => (
-                m.channel.clone(),
-                Some(thread_ts.clone().unwrap_or_else(|| ts.clone())),
-            ),
-            (Some(m), AlertState::Pending | AlertState::Snoozed) => {
-                (m.channel.clone(), Some(m.ts.clone()))
-            }
-            (None, _) => (record.channel.clone(), None),
-        };
+        let (channel, thread_ts) = card_place(click, &record);
         let target = FormTarget {
             namespace: alert.namespace.clone(),
             cronjob: alert.cronjob.clone(),
@@ -43,6 +49,7 @@ impl App {
             channel,
             thread_ts,
             failed_since: None,
+            stop: None,
         };
         let context = vec![match &alert.kind {
             crate::core::alert::AlertKind::Missed { slot, .. } => format!(
@@ -100,6 +107,7 @@ impl App {
             channel: at.channel.clone(),
             thread_ts: Some(at.ts.clone()),
             failed_since: None,
+            stop: None,
         };
         let context = vec!["Its running Job was terminated by a maintenance hold.".to_string()];
         self.open_form(
@@ -167,8 +175,13 @@ impl App {
         if let Some(since) = target.failed_since {
             return self.on_rerun_failed_form(form, &target, since).await;
         }
+        if (form.kind == FormKind::StopReason) != target.stop.is_some() {
+            return Reply::Ephemeral(
+                "This form does not match what it was opened for; please start again.".into(),
+            );
+        }
         let overrides = match form.kind {
-            FormKind::RerunReason => Overrides::default(),
+            FormKind::RerunReason | FormKind::StopReason => Overrides::default(),
             FormKind::RerunOverrides => match values_to_overrides(&form.values) {
                 Ok(o) => o,
                 Err(e) => return e.into_reply(true),
@@ -208,6 +221,7 @@ impl App {
             channel: cmd.channel.clone(),
             thread_ts: None,
             failed_since: None,
+            stop: None,
         };
         // A ticket given on the command line is checked before anything else.
         if let Some(ticket) = rerun.ticket.as_deref()
@@ -351,8 +365,14 @@ impl App {
             Ok(Some(cj)) => cj,
             Ok(None) => {
                 return Err(AskError::Message(format!(
-                    "CronJob `{}/{}` no longer exists; nothing to rerun.",
-                    t.namespace, t.cronjob
+                    "CronJob `{}/{}` no longer exists; nothing to {}.",
+                    t.namespace,
+                    t.cronjob,
+                    if t.stop.is_some() {
+                        "stop from here"
+                    } else {
+                        "rerun"
+                    }
                 )));
             }
             Err(e) => {
@@ -403,6 +423,7 @@ impl App {
             template: template_of(&cj),
             channel: t.channel.clone(),
             thread_ts: t.thread_ts.clone(),
+            stop: t.stop.clone(),
             ..RerunRequest::default()
         };
         loop {
@@ -421,7 +442,7 @@ impl App {
         }
         self.audit(
             &req.requested_by,
-            "rerun.requested",
+            &format!("{}.requested", req.noun()),
             &req,
             serde_json::json!({
                 "from": null,
@@ -438,12 +459,16 @@ impl App {
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
         }
-        tracing::info!(request = %req.id, cronjob = %req.subject(), "rerun requested");
+        tracing::info!(request = %req.id, cronjob = %req.subject(), what = req.noun(), "requested");
         let req = self.post_card(req).await;
         self.set_alert_status(
             &req,
             format!(
-                "🔁 Rerun requested by <@{}>{} — waiting for approval.",
+                "{} requested by <@{}>{} — waiting for approval.",
+                match &req.stop {
+                    Some(stop) => format!("🛑 Stop of `{}`", stop.job),
+                    None => "🔁 Rerun".to_string(),
+                },
                 req.requested_by,
                 req.ticket
                     .as_deref()

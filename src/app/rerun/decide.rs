@@ -42,7 +42,10 @@ impl App {
         if let Err(refusal) = transition(&req, &event, now) {
             return self.refuse(&click.user, &req, &event, refusal).await;
         }
+        // A stop deletes a running Job: template, hold and concurrency do not
+        // matter to it (`stop_job` finds out whether it still runs).
         if let Event::Approve { hold_override, .. } = &event
+            && req.stop.is_none()
             && let Err(reply) = self.check_approval(&click.user, &req, *hold_override).await
         {
             return reply;
@@ -52,13 +55,13 @@ impl App {
             Err(refusal) => return self.refuse(&click.user, &req, &event, refusal).await,
         };
         let action = match next.state {
-            State::Approved => "rerun.approved",
-            State::Denied => "rerun.denied",
-            _ => "rerun.cancelled",
+            State::Approved => "approved",
+            State::Denied => "denied",
+            _ => "cancelled",
         };
         self.audit(
             &click.user,
-            action,
+            &format!("{}.{action}", next.noun()),
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str()}),
         )
@@ -67,31 +70,40 @@ impl App {
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
         }
-        tracing::info!(request = %next.id, state = next.state.as_str(), by = %click.user, "rerun request decided");
+        tracing::info!(request = %next.id, state = next.state.as_str(), by = %click.user, what = next.noun(), "request decided");
         self.update_card(&next).await;
+        let what = title(&next);
         match next.state {
             State::Approved => {
+                let doing = match &next.stop {
+                    Some(stop) => format!("stopping `{}`", stop.job),
+                    None => "creating the Job".to_string(),
+                };
                 self.set_alert_status(
                     &next,
-                    format!("✅ Rerun approved by <@{}>; creating the Job…", click.user),
+                    format!("✅ {what} approved by <@{}>; {doing}…", click.user),
                 )
                 .await;
                 let this = self.clone();
-                // The leader creates it: here at once, or its recovery within seconds.
+                // The leader acts: here at once, or its recovery within seconds.
                 self.spawn(async move {
                     if this.leads()
                         && let Some(_claim) = this.claim(format!("req:{}", next.id))
                     {
-                        this.create_rerun_job(next).await;
+                        if next.stop.is_some() {
+                            this.stop_job(next).await;
+                        } else {
+                            this.create_rerun_job(next).await;
+                        }
                     }
                 });
             }
             State::Denied => {
-                self.set_alert_status(&next, format!("🚫 Rerun denied by <@{}>.", click.user))
+                self.set_alert_status(&next, format!("🚫 {what} denied by <@{}>.", click.user))
                     .await;
             }
             _ => {
-                self.set_alert_status(&next, "Rerun request cancelled.".to_string())
+                self.set_alert_status(&next, format!("{what} request cancelled."))
                     .await;
             }
         }
@@ -112,7 +124,7 @@ impl App {
         };
         self.audit(
             user,
-            "rerun.refused",
+            &format!("{}.refused", req.noun()),
             req,
             serde_json::json!({"action": action, "why": refusal.to_string()}),
         )

@@ -29,6 +29,7 @@ impl App {
             channel: at.channel.clone(),
             thread_ts: Some(at.ts.clone()),
             failed_since: Some(since),
+            stop: None,
         };
         let open = digest.entries.iter().filter(|e| !e.recovered).count();
         let form = Form {

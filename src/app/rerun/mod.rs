@@ -26,6 +26,7 @@ mod batch;
 mod decide;
 mod from_digest;
 mod recover;
+mod stop;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ use crate::core::command::{RerunCommand, edit_distance};
 use crate::core::overrides::{self, Overrides, RerunMeta, parse_env};
 use crate::core::policy::Allow;
 use crate::core::request::{
-    self, Event, Facts, Refusal, RerunRequest, State, approval_blocker, transition,
+    self, Event, Facts, Refusal, RerunRequest, State, StopTarget, approval_blocker, transition,
 };
 use crate::core::{CronJobSnapshot, JobSnapshot};
 use crate::kube::{ANNOTATION_HOLD_ID, Created};
@@ -69,6 +70,9 @@ struct FormTarget {
     /// of every CronJob that failed since then (`/rerun failed`), not one rerun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed_since: Option<DateTime<Utc>>,
+    /// Set by a long-run alert's *Stop this run…*: the request stops that Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop: Option<StopTarget>,
 }
 
 /// A request as asked, before it is checked.
@@ -208,7 +212,11 @@ impl App {
             };
             put("request", req.id.clone().into());
             put("state", req.state.as_str().into());
-            put("job", overrides::job_name(&req.cronjob, &req.id).into());
+            let job = match &req.stop {
+                Some(stop) => stop.job.clone(),
+                None => overrides::job_name(&req.cronjob, &req.id),
+            };
+            put("job", job.into());
             put("requested_by", req.requested_by.clone().into());
             put("reason", req.reason.clone().into());
             put("ticket", req.ticket.clone().into());
@@ -257,6 +265,11 @@ impl App {
             self.reruns.policy.requesters.describe()
         )
     }
+}
+
+/// The request's word in a sentence's start: `Rerun` or `Stop`.
+fn title(req: &RerunRequest) -> &'static str {
+    if req.stop.is_some() { "Stop" } else { "Rerun" }
 }
 
 /// A fresh random number for a request id (the store refuses duplicates).

@@ -11,15 +11,18 @@ impl App {
         };
         self.audit(
             BOT_ACTOR,
-            "rerun.expired",
+            &format!("{}.expired", next.noun()),
             &next,
             serde_json::json!({"from": before.state.as_str(), "to": next.state.as_str()}),
         )
         .await;
-        tracing::info!(request = %id, "rerun request expired");
+        tracing::info!(request = %id, what = next.noun(), "request expired");
         self.update_card(&next).await;
-        self.set_alert_status(&next, "⌛ Rerun request expired without approval.".into())
-            .await;
+        self.set_alert_status(
+            &next,
+            format!("⌛ {} request expired without approval.", title(&next)),
+        )
+        .await;
     }
 
     /// Expires pending requests on time.
@@ -59,6 +62,11 @@ impl App {
                 continue;
             };
             if req.state != State::Approved {
+                continue;
+            }
+            if req.stop.is_some() {
+                tracing::info!(request = %req.id, "approved stop not done yet; stopping the Job");
+                self.stop_job(req).await;
                 continue;
             }
             let name = overrides::job_name(&req.cronjob, &req.id);

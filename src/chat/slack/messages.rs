@@ -260,15 +260,13 @@ pub fn request_status(req: &RerunRequest) -> String {
 /// The approval card of a rerun request; buttons only while it is pending.
 pub fn approval_card(req: &RerunRequest) -> Rendered {
     let what = format!("{}/{}", req.namespace, req.cronjob);
+    let header = match &req.stop {
+        Some(_) => format!("🛑 Stop request: {what}"),
+        None => format!("🔁 Rerun request: {what}"),
+    };
     let mut blocks: Vec<SlackBlock> = vec![
-        SlackHeaderBlock::new(
-            SlackBlockPlainText::new(truncate_chars(
-                &format!("🔁 Rerun request: {what}"),
-                HEADER_MAX,
-            ))
+        SlackHeaderBlock::new(SlackBlockPlainText::new(truncate_chars(&header, HEADER_MAX)).into())
             .into(),
-        )
-        .into(),
     ];
     let mut fields = vec![
         format!("*Requested by*\n<@{}>", req.requested_by),
@@ -282,8 +280,10 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
         ),
         format!("*Expires*\n{}", when(req.expires_at)),
     ];
-    if let Some(job) = &req.source_job {
-        fields.push(format!("*Failed Job*\n{}", code(job, 300)));
+    match (&req.stop, &req.source_job) {
+        (Some(stop), _) => fields.push(format!("*Job to stop*\n{}", code(&stop.job, 300))),
+        (None, Some(job)) => fields.push(format!("*Failed Job*\n{}", code(job, 300))),
+        (None, None) => {}
     }
     blocks.push(
         SlackSectionBlock::new()
@@ -294,16 +294,20 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
         "*Reason:* {}",
         escape_cut(&req.reason, 2000)
     )));
-    let changes = diff_lines(&req.diff);
-    let title = wording::changes_title(&Slack, &req.diff);
-    blocks.push(section(truncate_chars(
-        &if changes.is_empty() {
-            title
-        } else {
-            format!("{title}\n{}", changes.join("\n"))
-        },
-        SECTION_TEXT_MAX,
-    )));
+    if let Some(stop) = &req.stop {
+        blocks.push(section(wording::stop::what_it_does(&Slack, stop)));
+    } else {
+        let changes = diff_lines(&req.diff);
+        let title = wording::changes_title(&Slack, &req.diff);
+        blocks.push(section(truncate_chars(
+            &if changes.is_empty() {
+                title
+            } else {
+                format!("{title}\n{}", changes.join("\n"))
+            },
+            SECTION_TEXT_MAX,
+        )));
+    }
     blocks.push(context(request_status(req)));
     if req.state == State::Pending {
         let mut buttons = vec![
@@ -337,7 +341,8 @@ pub fn approval_card(req: &RerunRequest) -> Rendered {
     Rendered {
         text: escape_cut(
             &format!(
-                "Rerun request for {what} by {}: {}",
+                "{} request for {what} by {}: {}",
+                if req.stop.is_some() { "Stop" } else { "Rerun" },
                 req.requested_by,
                 req.state.as_str()
             ),
@@ -363,9 +368,10 @@ pub fn history(requests: &[RerunRequest]) -> Rendered {
     let mut blocks = vec![section(format!("*Last {} rerun requests*", requests.len()))];
     for req in requests.iter().take(40) {
         let mut line = format!(
-            "{} {} · *{}* · asked by <@{}>",
+            "{} {} · *{}{}* · asked by <@{}>",
             code(&req.id, 20),
             code(&req.subject(), 300),
+            if req.stop.is_some() { "stop " } else { "" },
             req.state.as_str(),
             req.requested_by
         );
@@ -438,9 +444,15 @@ pub fn form_view(form: &Form) -> SlackView {
     let title = match form.kind {
         FormKind::RerunReason => "Rerun",
         FormKind::RerunOverrides => "Rerun with changes",
+        FormKind::StopReason => "Stop this run",
     };
     let mut blocks: Vec<SlackBlock> = vec![section(format!(
-        "Rerun CronJob {} — a second person must approve it.",
+        "{} {} — a second person must approve it.",
+        if form.kind == FormKind::StopReason {
+            "Stop a run of CronJob"
+        } else {
+            "Rerun CronJob"
+        },
         code(&format!("{}/{}", form.namespace, form.cronjob), 300)
     ))];
     if !form.context.is_empty() {
@@ -521,7 +533,7 @@ pub fn form_view(form: &Form) -> SlackView {
         &v.reason,
         true,
         false,
-        Some("Why it failed and why a rerun fixes it; recorded on the Job and in the audit trail."),
+        Some(form.kind.reason_hint()),
     ));
     blocks.push(text_input(
         "ticket",
@@ -533,7 +545,7 @@ pub fn form_view(form: &Form) -> SlackView {
     ));
     SlackView::Modal(
         SlackModalView::new(plain(title), blocks)
-            .with_submit(plain("Request rerun"))
+            .with_submit(plain(form.kind.submit_label()))
             .with_close(plain("Cancel"))
             .with_callback_id(form.kind.id().into())
             .with_private_metadata(form.metadata.clone()),

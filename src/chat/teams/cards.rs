@@ -687,7 +687,10 @@ fn log_tail(text: &str) -> (Vec<String>, bool) {
 pub fn approval_card(req: &RerunRequest, names: Names) -> Value {
     let m = Teams { names };
     let what = req.subject();
-    let mut body = vec![heading(&format!("🔁 Rerun request: {what}"))];
+    let mut body = vec![heading(&match &req.stop {
+        Some(_) => format!("🛑 Stop request: {what}"),
+        None => format!("🔁 Rerun request: {what}"),
+    })];
     let mut fields = vec![
         ("Requested by", m.user(&req.requested_by)),
         ("CronJob", m.code(&what, 300)),
@@ -700,16 +703,22 @@ pub fn approval_card(req: &RerunRequest, names: Names) -> Value {
         ),
         ("Expires", when(req.expires_at)),
     ];
-    if let Some(job) = &req.source_job {
-        fields.push(("Failed Job", m.code(job, 300)));
+    match (&req.stop, &req.source_job) {
+        (Some(stop), _) => fields.push(("Job to stop", m.code(&stop.job, 300))),
+        (None, Some(job)) => fields.push(("Failed Job", m.code(job, 300))),
+        (None, None) => {}
     }
     body.push(facts(fields));
     body.push(text_block(&format!(
         "**Reason:** {}",
         m.text(&req.reason, 2000)
     )));
-    body.push(text_block(&wording::changes_title(&m, &req.diff)));
-    body.extend(paragraphs(wording::diff_lines(&m, &req.diff)));
+    if let Some(stop) = &req.stop {
+        body.push(text_block(&wording::stop::what_it_does(&m, stop)));
+    } else {
+        body.push(text_block(&wording::changes_title(&m, &req.diff)));
+        body.extend(paragraphs(wording::diff_lines(&m, &req.diff)));
+    }
     let mut status = text_block(&wording::request_status(&m, req));
     status["separator"] = true.into();
     body.push(status);
@@ -764,9 +773,10 @@ pub fn history(requests: &[RerunRequest], names: Names) -> Value {
     ))];
     for req in requests.iter().take(40) {
         let mut first = format!(
-            "{} · {} · **{}** · asked by {}",
+            "{} · {} · **{}{}** · asked by {}",
             m.code(&req.id, 20),
             m.code(&req.subject(), 300),
+            if req.stop.is_some() { "stop " } else { "" },
             req.state.as_str(),
             m.user(&req.requested_by)
         );
@@ -842,6 +852,7 @@ pub fn dialog_title(form: &Form) -> String {
     let title = match form.kind {
         FormKind::RerunReason => format!("Rerun {}", form.cronjob),
         FormKind::RerunOverrides => format!("Rerun {} with changes", form.cronjob),
+        FormKind::StopReason => format!("Stop a run of {}", form.cronjob),
     };
     truncate_chars(&title, 100)
 }
@@ -876,7 +887,12 @@ fn text_input(
 /// The dialog (task module) card for a form, filled with `values`, each error shown under its field.
 pub fn dialog(form: &Form, values: &FormValues, errors: &[(&str, String)]) -> Value {
     let mut body = vec![text_block(&format!(
-        "Rerun CronJob **{}** — a second person must approve it.",
+        "{} **{}** — a second person must approve it.",
+        if form.kind == FormKind::StopReason {
+            "Stop a run of CronJob"
+        } else {
+            "Rerun CronJob"
+        },
         escape(&truncate_chars(
             &format!("{}/{}", form.namespace, form.cronjob),
             300
@@ -985,9 +1001,7 @@ pub fn dialog(form: &Form, values: &FormValues, errors: &[(&str, String)]) -> Va
             &values.reason,
             true,
             true,
-            Some(
-                "Why it failed and why a rerun fixes it; recorded on the Job and in the audit trail.",
-            ),
+            Some(form.kind.reason_hint()),
         ),
         "reason",
     );
@@ -1008,7 +1022,7 @@ pub fn dialog(form: &Form, values: &FormValues, errors: &[(&str, String)]) -> Va
         body,
         vec![json!({
             "type": "Action.Submit",
-            "title": "Request rerun",
+            "title": form.kind.submit_label(),
             "style": "positive",
             "data": {"verb": DIALOG_SUBMIT_VERB, "form": form_json},
         })],

@@ -182,7 +182,7 @@ pub fn fields(m: &dyn Markup, alert: &FailureAlert) -> Option<Vec<(&'static str,
 
 /// The alert's buttons (action ids and labels) while its incident is open:
 /// a failure's Rerun, Rerun with changes and Hold; a missed run's Run now
-/// and Hold; a long run's Hold.
+/// and Hold; a long run's Stop this run (while it runs) and Hold.
 pub fn buttons(alert: &FailureAlert) -> &'static [(&'static str, &'static str)] {
     match alert.kind {
         AlertKind::Failed => &[
@@ -190,6 +190,7 @@ pub fn buttons(alert: &FailureAlert) -> &'static [(&'static str, &'static str)] 
             ("rerun_with_changes", "Rerun with changes…"),
         ],
         AlertKind::Missed { .. } => &[("rerun", "Run now")],
+        AlertKind::Overrun { ended: None, .. } => &[("stop_run", "Stop this run…")],
         AlertKind::Overrun { .. } => &[],
     }
 }

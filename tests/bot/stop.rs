@@ -114,14 +114,28 @@ async fn ask_stop(t: &Tester, alert: &Message, job: &str) -> Message {
     card
 }
 
-#[tokio::test]
-async fn a_long_run_is_stopped_only_after_a_second_person_approves() {
-    let t = Tester::with_args(ARGS).await;
-    let (name, uid) = long_run(&t);
+/// A long run, its alert, and Alice's stop request for it.
+async fn asked(t: &Tester) -> (String, String, Message, Message) {
+    let (name, uid) = long_run(t);
     let alert = t.slack.next_message().await;
     assert!(alert.render().contains("🐢"), "{}", alert.render());
     assert_eq!(alert.buttons(), ["stop_run", "hold"]);
-    let card = ask_stop(&t, &alert, &name).await;
+    let card = ask_stop(t, &alert, &name).await;
+    (name, uid, alert, card)
+}
+
+/// Takes every update of the alert and the card once the loop is quiet.
+async fn finish(t: Tester, alert: &Message, card: &Message) {
+    looks(&t, 3).await;
+    t.slack.updates_of(&alert.ts);
+    t.slack.updates_of(&card.ts);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_long_run_is_stopped_only_after_a_second_person_approves() {
+    let t = Tester::with_args(ARGS).await;
+    let (name, uid, alert, card) = asked(&t).await;
 
     // The requester cannot approve her own stop.
     t.click("U_ALICE", &card, "approve").await;
@@ -181,18 +195,13 @@ async fn a_long_run_is_stopped_only_after_a_second_person_approves() {
         !actions.iter().any(|a| a.starts_with("rerun.")),
         "{actions:?}"
     );
-    looks(&t, 3).await;
-    t.slack.updates_of(&alert.ts);
-    t.slack.updates_of(&card.ts);
-    t.finish().await;
+    finish(t, &alert, &card).await;
 }
 
 #[tokio::test]
 async fn a_run_that_ends_before_the_approval_is_not_stopped() {
     let t = Tester::with_args(ARGS).await;
-    let (name, _) = long_run(&t);
-    let alert = t.slack.next_message().await;
-    let card = ask_stop(&t, &alert, &name).await;
+    let (name, _, alert, card) = asked(&t).await;
     t.kube.complete_job("default", &name);
     // The success ends the incident; its summary names the pending stop.
     let summary = t.slack.next_message().await;
@@ -228,18 +237,13 @@ async fn a_run_that_ends_before_the_approval_is_not_stopped() {
     );
     let actions = audit_actions(&t).await;
     assert!(actions.iter().any(|a| a == "stop.aborted"), "{actions:?}");
-    looks(&t, 3).await;
-    t.slack.updates_of(&alert.ts);
-    t.slack.updates_of(&card.ts);
-    t.finish().await;
+    finish(t, &alert, &card).await;
 }
 
 #[tokio::test]
 async fn an_approval_never_deletes_a_new_job_of_the_same_name() {
     let t = Tester::with_args(ARGS).await;
-    let (name, old_uid) = long_run(&t);
-    let alert = t.slack.next_message().await;
-    let card = ask_stop(&t, &alert, &name).await;
+    let (name, old_uid, alert, card) = asked(&t).await;
     // Someone deletes the Job by hand and starts it again, under the same name.
     t.kube.delete(Resource::Jobs, "default", &name);
     reads(&t, &alert, "🗑️").await;
@@ -262,18 +266,13 @@ async fn an_approval_never_deletes_a_new_job_of_the_same_name() {
     let still = job(&t, &name).expect("the new Job runs on");
     assert_eq!(still["metadata"]["uid"], again["metadata"]["uid"]);
     assert!(deletes(&t, &name).is_empty(), "the bot sent no DELETE");
-    looks(&t, 3).await;
-    t.slack.updates_of(&alert.ts);
-    t.slack.updates_of(&card.ts);
-    t.finish().await;
+    finish(t, &alert, &card).await;
 }
 
 #[tokio::test]
 async fn an_approved_stop_is_carried_out_after_a_restart() {
     let mut t = Tester::with_args(ARGS).await;
-    let (name, _) = long_run(&t);
-    let alert = t.slack.next_message().await;
-    let card = ask_stop(&t, &alert, &name).await;
+    let (name, _, alert, card) = asked(&t).await;
     // The apiserver answers nothing about the Job for a while: the approval
     // is recorded, the stop waits.
     let path = format!("/apis/batch/v1/namespaces/default/jobs/{name}");
@@ -303,10 +302,7 @@ async fn an_approved_stop_is_carried_out_after_a_restart() {
         1,
         "{actions:?}"
     );
-    looks(&t, 3).await;
-    t.slack.updates_of(&alert.ts);
-    t.slack.updates_of(&card.ts);
-    t.finish().await;
+    finish(t, &alert, &card).await;
 }
 
 #[tokio::test]

@@ -244,6 +244,8 @@ enum Fault {
     Status(u16),
     Error(String),
     Delay(Duration),
+    /// Done at once, answered late.
+    DelayReply(Duration),
 }
 
 /// Slack's rate limits as the fake enforces them ([`FakeSlack::enforce_rate_limits`]):
@@ -750,6 +752,13 @@ impl FakeSlack {
         self.push_fault(method, times, || Fault::Delay(delay));
     }
 
+    /// The next `times` attempts at `method` are carried out at once (a
+    /// message is posted) but answered only after `delay`: Slack did it, its
+    /// answer is slow.
+    pub fn delay_reply_next(&self, method: &str, times: usize, delay: Duration) {
+        self.push_fault(method, times, || Fault::DelayReply(delay));
+    }
+
     // ----- world -----------------------------------------------------------
 
     pub fn add_user(&self, id: &str, name: &str) {
@@ -1161,7 +1170,7 @@ impl FakeSlack {
         let at = Instant::now();
         let token = bearer.or_else(|| str_of(&params, "token"));
         let auth_error = auth_error(&method, token.as_deref());
-        let mut delay = None;
+        let (mut delay, mut reply_delay) = (None, None);
         let (status, body, retry_after) = if let Some(e) = auth_error {
             (200, json!({"ok": false, "error": e}), None)
         } else {
@@ -1188,6 +1197,10 @@ impl FakeSlack {
                 Some(Fault::Error(e)) => (200, json!({"ok": false, "error": e}), None),
                 Some(Fault::Delay(d)) => {
                     delay = Some(d);
+                    (200, Value::Null, None)
+                }
+                Some(Fault::DelayReply(d)) => {
+                    reply_delay = Some(d);
                     (200, Value::Null, None)
                 }
                 None => (200, Value::Null, None),
@@ -1217,6 +1230,9 @@ impl FakeSlack {
             }
         }
         self.inner.changed.notify_waiters();
+        if let Some(d) = reply_delay {
+            tokio::time::sleep(d).await;
+        }
 
         let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status >= 500 {

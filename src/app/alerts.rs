@@ -443,6 +443,10 @@ impl App {
                 .await;
             return;
         }
+        // From here to its record, a shutdown lets the post finish.
+        let Some(_critical) = self.critical() else {
+            return; // shutting down: stays pending, posted after the restart
+        };
         let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
         // In a storm a new incident is a line of the channel's digest.
         let in_storm = top && self.joins_storm(&record, now).await;

@@ -14,7 +14,7 @@ mod storm;
 pub(crate) use rerun::new_id;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -118,6 +118,57 @@ pub struct App {
     /// Every task the app starts, so shutdown can wait for all of them.
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// Work a shutdown lets finish ([`App::critical`]).
+    critical: Arc<Critical>,
+}
+
+/// How long a shutdown waits for open critical sections (an alert being
+/// posted and recorded) before it cuts them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The critical sections open right now.
+#[derive(Default)]
+struct Critical {
+    open: AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl Critical {
+    /// Until no critical section is open.
+    async fn idle(&self) {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+
+    /// A task being shut down: it goes on while a critical section is open
+    /// (its own or another task's), for at most [`SHUTDOWN_GRACE`].
+    async fn drain(&self, work: std::pin::Pin<&mut impl std::future::Future<Output = ()>>) {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            tokio::select! {
+                _ = work => {}
+                _ = self.idle() => {}
+            }
+        })
+        .await;
+    }
+}
+
+/// An open critical section; closes when dropped.
+pub(crate) struct CriticalSection(Arc<Critical>);
+
+impl Drop for CriticalSection {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.closed.notify_waiters();
+        }
+    }
 }
 
 impl App {
@@ -148,6 +199,7 @@ impl App {
             ready: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            critical: Arc::default(),
         })
     }
 
@@ -168,13 +220,14 @@ impl App {
         &self.metrics
     }
 
-    /// Runs `work` until it ends or the app shuts down.
+    /// Runs `work` until it ends or the app shuts down (see [`App::critical`]).
     pub(crate) fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
-        let stop = self.shutdown.clone();
+        let (stop, critical) = (self.shutdown.clone(), self.critical.clone());
         self.tasks.spawn(async move {
+            tokio::pin!(work);
             tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = work => {}
+                _ = stop.cancelled() => critical.drain(work).await,
+                _ = &mut work => {}
             }
         });
     }
@@ -186,13 +239,27 @@ impl App {
         work: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let (stop, term) = (self.shutdown.clone(), term.clone());
+        let critical = self.critical.clone();
         self.tasks.spawn(async move {
+            tokio::pin!(work);
             tokio::select! {
-                _ = stop.cancelled() => {}
+                _ = stop.cancelled() => critical.drain(work).await,
                 _ = term.cancelled() => {}
-                _ = work => {}
+                _ = &mut work => {}
             }
         });
+    }
+
+    /// Opens a section a shutdown does not cut in half: from sending an
+    /// alert to recording that it was sent (cut off after the send, the
+    /// alert would be sent again after the restart). `None` once the app
+    /// shuts down: start nothing new, it stays pending.
+    pub(crate) fn critical(&self) -> Option<CriticalSection> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        self.critical.open.fetch_add(1, Ordering::AcqRel);
+        Some(CriticalSection(self.critical.clone()))
     }
 
     /// This replica may act now (the leader's fence has not run out). Asked

@@ -131,6 +131,26 @@ async fn one_alert_per_job_through_updates_watch_drops_expiry_and_restart() {
     t.finish().await;
 }
 
+/// A graceful shutdown (a rolling deploy's SIGTERM) while Slack is slow to
+/// answer an alert it has already posted: the bot waits for the answer and
+/// records it, so the bot started again does not post the alert a second time.
+#[tokio::test]
+async fn a_shutdown_while_an_alert_is_being_posted_lets_it_finish_once() {
+    let mut t = Tester::start().await;
+    t.kube.apply_cronjob(billing_sync().build());
+    t.slack
+        .delay_reply_next("chat.postMessage", 1, Duration::from_millis(1500));
+    t.fail_job("billing-sync", Failure::backoff_limit()).await;
+    let alert = t.slack.next_message().await;
+    // Slack has the message; its answer is on the way.
+    t.stop().await;
+    t.start_again().await;
+    t.slack.expect_quiet(Duration::from_millis(800)).await;
+    assert_eq!(t.slack.calls("chat.postMessage").len(), 1, "posted once");
+    t.slack.updates_of(&alert.ts);
+    t.finish().await;
+}
+
 fn failed_job_at(
     name: &str,
     cronjob_uid: &str,

@@ -176,6 +176,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// What a person tried, for the audit of a refusal.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Event::Approve { .. } => "approve",
+            Event::Deny { .. } => "deny",
+            Event::Cancel { .. } => "cancel",
+            Event::Expire => "expire",
+            Event::Created { .. } => "create",
+            Event::Finished { .. } => "finish",
+            Event::Abort { .. } => "abort",
+        }
+    }
+}
+
 /// Why a click changes nothing; the text is for the person who clicked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

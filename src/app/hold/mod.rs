@@ -58,13 +58,7 @@ impl App {
         })
     }
 
-    async fn audit_op(
-        &self,
-        actor: &str,
-        action: &str,
-        op: &Operation,
-        detail: serde_json::Value,
-    ) {
+    async fn audit_op(&self, actor: &str, action: &str, op: &Operation, detail: serde_json::Value) {
         let mut detail = detail;
         if let Some(map) = detail.as_object_mut() {
             map.insert("operation".into(), op.id.clone().into());

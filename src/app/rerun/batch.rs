@@ -435,11 +435,7 @@ impl App {
         event: &Event,
         refusal: Refusal,
     ) -> Reply {
-        let action = match event {
-            Event::Approve { .. } => "approve",
-            Event::Deny { .. } => "deny",
-            _ => "cancel",
-        };
+        let action = event.verb();
         self.audit_batch(
             user,
             "batch.refused",
@@ -447,13 +443,7 @@ impl App {
             serde_json::json!({"action": action, "why": refusal.to_string()}),
         )
         .await;
-        let mut text = refusal.to_string();
-        if let Refusal::NotAllowed { .. } = refusal {
-            text.push_str(&format!(
-                " Approvers: {}.",
-                self.reruns.policy.approvers.describe()
-            ));
-        }
+        let text = self.refusal_text(&refusal);
         if let Refusal::Expired { .. } = refusal
             && b.state == State::Pending
         {

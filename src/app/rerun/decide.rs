@@ -117,11 +117,7 @@ impl App {
         event: &Event,
         refusal: Refusal,
     ) -> Reply {
-        let action = match event {
-            Event::Approve { .. } => "approve",
-            Event::Deny { .. } => "deny",
-            _ => "cancel",
-        };
+        let action = event.verb();
         self.audit(
             user,
             &format!("{}.refused", req.noun()),
@@ -129,19 +125,24 @@ impl App {
             serde_json::json!({"action": action, "why": refusal.to_string()}),
         )
         .await;
-        let mut text = refusal.to_string();
-        if let Refusal::NotAllowed { .. } = refusal {
-            text.push_str(&format!(
-                " Approvers: {}.",
-                self.reruns.policy.approvers.describe()
-            ));
-        }
+        let text = self.refusal_text(&refusal);
         if let Refusal::Expired { .. } = refusal
             && req.state == State::Pending
         {
             self.expire(&req.id).await;
         }
         Reply::Ephemeral(text)
+    }
+
+    /// A refusal in words for the clicker; who may approve, when that was it.
+    pub(super) fn refusal_text(&self, refusal: &Refusal) -> String {
+        match refusal {
+            Refusal::NotAllowed { .. } => format!(
+                "{refusal} Approvers: {}.",
+                self.reruns.policy.approvers.describe()
+            ),
+            _ => refusal.to_string(),
+        }
     }
 
     /// Whether an approval may go ahead: the cluster's facts against the

@@ -424,7 +424,7 @@ async fn nothing_failed_or_no_reason_is_a_clear_answer_and_nothing_is_stored() {
 
     let scheduled = chrono::Utc::now() - chrono::Duration::minutes(5);
     let ok = t.kube.spawn_job("default", "alpha", scheduled);
-    std::thread::sleep(Duration::from_millis(1100));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     t.kube
         .complete_job("default", ok["metadata"]["name"].as_str().unwrap());
     let (_posts, updates) = drain(&t, Duration::from_millis(700)).await;

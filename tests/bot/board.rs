@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::tester::{CHANNEL, Platforms};
-use crate::support::{CronJobFixture, Failure, Resource, Tester};
+use crate::support::{CronJobFixture, Failure, Tester};
 use rerun_sim::teams::Kind;
 
 /// What the asker sees of a Slack answer: the blocks as text, each table
@@ -101,18 +101,6 @@ fn many(t: &Tester, n: usize) {
                 .build(),
         );
     }
-}
-
-/// A scheduled Job of `cronjob` that succeeds; returns its name.
-fn succeed(t: &Tester, cronjob: &str) -> String {
-    let scheduled = chrono::Utc::now()
-        - chrono::Duration::minutes(t.kube.list(Resource::Jobs, None).len() as i64 + 1);
-    let job = t.kube.spawn_job("default", cronjob, scheduled);
-    let name = job["metadata"]["name"].as_str().unwrap().to_string();
-    // One second later than any failure before it (conditions have seconds).
-    std::thread::sleep(Duration::from_millis(1100));
-    t.kube.complete_job("default", &name);
-    name
 }
 
 #[tokio::test]
@@ -321,7 +309,7 @@ async fn cronjobs_name_shows_the_last_runs_after_a_failure_and_a_success() {
     let failed = t.fail_job("billing-sync", Failure::backoff_limit()).await;
     let failed = failed["metadata"]["name"].as_str().unwrap().to_string();
     t.slack.next_message().await;
-    let ok = succeed(&t, "billing-sync");
+    let ok = t.succeed_job("billing-sync").await;
     t.slack.next_update().await;
     t.slack.next_message().await;
 

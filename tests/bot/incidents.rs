@@ -25,18 +25,6 @@ async fn audit_actions(t: &Tester) -> Vec<String> {
         .collect()
 }
 
-/// A scheduled Job of `cronjob` that succeeds; returns its name.
-fn succeed(t: &Tester, cronjob: &str) -> String {
-    let scheduled = chrono::Utc::now()
-        - chrono::Duration::minutes(t.kube.list(Resource::Jobs, None).len() as i64 + 1);
-    let job = t.kube.spawn_job("default", cronjob, scheduled);
-    let name = job["metadata"]["name"].as_str().unwrap().to_string();
-    // One second later than any failure before it (conditions have seconds).
-    std::thread::sleep(Duration::from_millis(1100));
-    t.kube.complete_job("default", &name);
-    name
-}
-
 #[tokio::test]
 async fn three_failures_then_a_success_are_one_incident_that_closes() {
     let t = Tester::with_args(&["--audit-token", AUDIT_TOKEN]).await;
@@ -76,7 +64,7 @@ async fn three_failures_then_a_success_are_one_incident_that_closes() {
         );
     }
 
-    let ok = succeed(&t, "billing-sync");
+    let ok = t.succeed_job("billing-sync").await;
     let recovered = t.slack.next_update().await;
     assert_eq!(recovered.ts, first.ts);
     let text = recovered.render();
@@ -124,8 +112,8 @@ async fn replayed_and_older_successes_do_not_close_an_incident() {
     let mut t = Tester::start().await;
     t.kube.apply_cronjob(billing_sync().build());
     // A success from before the failure (the cluster keeps a few old Jobs).
-    succeed(&t, "billing-sync");
-    std::thread::sleep(Duration::from_millis(1100));
+    t.succeed_job("billing-sync").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     t.fail_job("billing-sync", Failure::backoff_limit()).await;
     let first = t.slack.next_message().await;
     assert!(
@@ -177,7 +165,7 @@ async fn a_rerun_that_succeeds_closes_the_incident_and_is_in_its_summary() {
         .find(|j| j["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rerun-bot")
         .expect("the rerun Job");
     let name = job["metadata"]["name"].as_str().unwrap().to_string();
-    std::thread::sleep(Duration::from_millis(1100));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     t.kube.complete_job("default", &name);
     let done = t.slack.next_message().await;
     assert!(done.render().contains("succeeded"), "{}", done.render());
@@ -243,12 +231,12 @@ async fn last_success_comes_from_the_cronjob_status_when_the_bot_saw_none() {
 async fn history_survives_a_restart_after_the_jobs_are_gone() {
     let mut t = Tester::start().await;
     t.kube.apply_cronjob(billing_sync().build());
-    let ok = succeed(&t, "billing-sync");
+    let ok = t.succeed_job("billing-sync").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     // The history limit deletes the old Job.
     t.kube.delete(Resource::Jobs, "default", &ok);
     t.restart().await;
-    std::thread::sleep(Duration::from_millis(1100));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     t.fail_job("billing-sync", Failure::backoff_limit()).await;
     let text = t.slack.next_message().await.render();
     assert!(text.contains("last runs ✓ ✗"), "{text}");
@@ -272,7 +260,7 @@ async fn teams_alert_recovers_in_place() {
         parent.render()
     );
 
-    succeed(&t, "billing-sync");
+    t.succeed_job("billing-sync").await;
     let recovered = t.teams().next_update_of(&alert.activity_id).await;
     let text = recovered.render();
     assert!(text.contains("recovered"), "{text}");
@@ -336,7 +324,7 @@ async fn a_snooze_until_recovered_ends_with_the_incident() {
     let first = t.slack.next_message().await;
     t.command("U_BOB", CHANNEL, "/snooze", "billing-sync until-recovered")
         .await;
-    succeed(&t, "billing-sync");
+    t.succeed_job("billing-sync").await;
     let recovered = t.slack.next_update().await;
     assert_eq!(recovered.ts, first.ts);
     assert!(
@@ -363,11 +351,11 @@ async fn a_snooze_until_recovered_ends_with_the_incident() {
 async fn the_history_of_a_deleted_cronjob_goes_with_the_retention() {
     let mut t = Tester::with_args(&["--audit-retention", "1s"]).await;
     t.kube.apply_cronjob(billing_sync().build());
-    let ok = succeed(&t, "billing-sync");
+    let ok = t.succeed_job("billing-sync").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     t.kube.delete(Resource::Jobs, "default", &ok);
     t.kube.delete(Resource::CronJobs, "default", "billing-sync");
-    std::thread::sleep(Duration::from_millis(1100));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     // At the start of leadership the leader deletes what nothing needs.
     t.restart().await;
     tokio::time::sleep(Duration::from_millis(500)).await;

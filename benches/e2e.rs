@@ -54,6 +54,12 @@
 //!   the default): CPU per minute, RSS, alerts (none: nothing was missed).
 //!   `BENCH_ONLY=schedule_health` runs this entry alone (about a minute).
 //!
+//! `BENCH_ONLY=slack` runs the Slack entry alone (latencies, ready time, peak
+//! RSS, approvals, holds, duplicates), without the floor, Teams, HA and the rest.
+//! `BENCH_BOT_ENV="RERUN_BOT_MISSED_RUNS=off …"` adds settings to every bot
+//! started (to see what a feature costs); `BENCH_BOT_EXE` runs a wrapper
+//! instead of the binary (e.g. a script that execs `heaptrack` on it).
+//!
 //! Targets (issues "Failure alerts", "Rerun with four-eyes approval"): p99 ≤ 2×
 //! floor + 10 ms, RSS ≤ 40 MiB, ready ≤ 2 s, zero duplicates; approve → Job POST
 //! p99 ≤ 50 ms; exactly one Job for 100 concurrent clicks. Issue "Microsoft
@@ -235,12 +241,23 @@ fn spawn_bot_full(
 ) -> BotProcess {
     let dir = tempfile::tempdir().unwrap();
     let config = kubeconfig(dir.path(), &kube.url());
-    let child = Command::new(env!("CARGO_BIN_EXE_rerun-bot"))
+    // BENCH_BOT_EXE: a wrapper to run instead (a profiler's script, which then
+    // runs the binary); BENCH_BOT_ENV="K=V K=V": settings added to every bot.
+    let exe = std::env::var("BENCH_BOT_EXE")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rerun-bot").to_string());
+    let extra: Vec<(String, String)> = std::env::var("BENCH_BOT_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let child = Command::new(exe)
         .arg("serve")
         .args(args)
         .env_clear()
         .env("KUBECONFIG", config)
         .envs(chat_env.iter().map(|(k, v)| (k, v)))
+        .envs(extra)
         .env("RERUN_BOT_DATA_DIR", dir.path().join("data"))
         .env("RERUN_BOT_LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -1321,18 +1338,10 @@ async fn main() {
         .count();
     drop(bot);
 
-    let floor_single = watcher_floor(&kube, SINGLES, false).await;
-    let floor_burst = watcher_floor(&kube, BURST, true).await;
-    drop(kube);
-    let teams = teams_scenario().await;
-    let ha = ha_scenario(rss_kib).await;
-
     let mut line = json!({
         "bench": "e2e",
         "alert_latency_single": summary(single_ms),
         "alert_latency_burst200": summary(burst_ms),
-        "watcher_floor_single": summary(floor_single),
-        "watcher_floor_burst200": summary(floor_burst),
         "ready_ms_10k_jobs_2k_cronjobs": round(ready_ms),
         "peak_rss_mib": round(rss_kib as f64 / 1024.0),
         "peak_rss_mib_after_reruns_and_holds": round(rss_all_kib as f64 / 1024.0),
@@ -1344,6 +1353,15 @@ async fn main() {
         "approvals_100_concurrent": {"ms": round(concurrent_ms), "jobs_created": concurrent_jobs},
         "alerts_outside_lookback": old_alerted,
     });
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("slack") {
+        println!("{line}");
+        return;
+    }
+    line["watcher_floor_single"] = summary(watcher_floor(&kube, SINGLES, false).await);
+    line["watcher_floor_burst200"] = summary(watcher_floor(&kube, BURST, true).await);
+    drop(kube);
+    let teams = teams_scenario().await;
+    let ha = ha_scenario(rss_kib).await;
     line.as_object_mut().unwrap().extend(teams);
     line["ha"] = ha;
     line["storm_limited"] = storm_limited_scenario().await;

@@ -40,7 +40,7 @@ pub(crate) struct Health {
     /// Slots a Job was seen for, or alerted, by `namespace/cronjob` (sorted).
     slots: HashMap<String, Vec<DateTime<Utc>>>,
     /// Running Jobs of CronJobs, by uid.
-    running: HashMap<String, JobSnapshot>,
+    running: HashMap<String, RunningJob>,
     /// Jobs alerted as running too long, by uid.
     long_runs: HashMap<String, LongRun>,
     /// The warning last logged per CronJob.
@@ -66,6 +66,43 @@ impl Health {
                 slots.insert(at, slot);
                 true
             }
+        }
+    }
+}
+
+/// What the loop needs of a running Job of a CronJob: not its whole
+/// [`JobSnapshot`] (a cluster may have thousands running at once).
+#[derive(Debug, Clone)]
+struct RunningJob {
+    /// `namespace/cronjob`, as the CronJob cache is keyed.
+    cronjob_key: String,
+    name: String,
+    started_at: DateTime<Utc>,
+    // What a "running for …" alert tells of the Job.
+    failed_pods: i32,
+    backoff_limit: Option<i32>,
+    rerun_request: Option<String>,
+}
+
+impl RunningJob {
+    /// The Job as an overrun alert reads it (its CronJob's, `uid`, running).
+    fn snapshot(&self, uid: &str, cronjob: &CronJobSnapshot) -> JobSnapshot {
+        JobSnapshot {
+            namespace: cronjob.namespace.clone(),
+            name: self.name.clone(),
+            uid: uid.to_string(),
+            cronjob: Some(cronjob.name.clone()),
+            rerun_request: self.rerun_request.clone(),
+            started_at: Some(self.started_at),
+            active: 1,
+            failed_pods: self.failed_pods,
+            backoff_limit: self.backoff_limit,
+            failed: None,
+            complete: None,
+            failed_indexes: None,
+            terminating: 0,
+            managed_by: None,
+            scheduled_for: None,
         }
     }
 }
@@ -96,13 +133,29 @@ impl App {
         let Some(cronjob) = job.cronjob.as_deref() else {
             return;
         };
+        if !self.settings.missed_runs && !self.settings.long_runs {
+            return; // no loop looks (`run_schedule_health`)
+        }
+        let key = format!("{}/{cronjob}", job.namespace);
         let ended = {
             let mut h = self.health.lock().expect("health lock");
-            if let Some(slot) = job.scheduled_for {
-                h.see(&format!("{}/{cronjob}", job.namespace), slot);
+            if let Some(slot) = job.scheduled_for
+                && self.settings.missed_runs
+            {
+                h.see(&key, slot);
             }
-            if job.is_running() && job.started_at.is_some() {
-                h.running.insert(job.uid.clone(), job.clone());
+            if job.is_running()
+                && let Some(started_at) = job.started_at
+            {
+                let running = RunningJob {
+                    cronjob_key: key,
+                    name: job.name.clone(),
+                    started_at,
+                    failed_pods: job.failed_pods,
+                    backoff_limit: job.backoff_limit,
+                    rerun_request: job.rerun_request.clone(),
+                };
+                h.running.insert(job.uid.clone(), running);
                 None
             } else {
                 h.running.remove(&job.uid);
@@ -206,16 +259,15 @@ impl App {
         let cronjobs = self.cronjobs.read().expect("cronjob cache lock");
         let mut h = self.health.lock().expect("health lock");
         // One running Job per CronJob, for "still running under Forbid".
-        let mut running_of: HashMap<String, &str> = HashMap::new();
+        let mut running_of: HashMap<&str, &str> = HashMap::new();
         for job in h.running.values() {
-            if let Some(cj) = &job.cronjob {
-                let key = format!("{}/{cj}", job.namespace);
-                running_of.entry(key).or_insert(job.name.as_str());
-            }
+            running_of
+                .entry(job.cronjob_key.as_str())
+                .or_insert(job.name.as_str());
         }
         let running_of: HashMap<String, String> = running_of
             .into_iter()
-            .map(|(k, v)| (k, v.to_string()))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let started = h.started;
         if self.settings.missed_runs {
@@ -280,26 +332,20 @@ impl App {
             }
         }
         if self.settings.long_runs {
-            let candidates: Vec<(JobSnapshot, CronJobSnapshot)> = h
-                .running
-                .values()
-                .filter(|j| !h.long_runs.contains_key(&j.uid))
-                .filter_map(|j| {
-                    let cj = cronjobs.get(&format!(
-                        "{}/{}",
-                        j.namespace,
-                        j.cronjob.as_deref().unwrap_or_default()
-                    ))?;
-                    (!cj.alerts_off && !cj.failures_only).then(|| (j.clone(), cj.clone()))
-                })
-                .collect();
-            for (job, cj) in candidates {
-                let Some(started_at) = job.started_at else {
+            // Judged in place; only the Jobs found too long are copied out.
+            let mut overruns = Vec::new();
+            for (uid, job) in &h.running {
+                if h.long_runs.contains_key(uid) {
+                    continue;
+                }
+                let Some(cj) = cronjobs.get(&job.cronjob_key) else {
                     continue;
                 };
-                let durations = self
-                    .run_history(&cj.namespace, &cj.name)
-                    .successful_durations(RECENT_DURATIONS);
+                if cj.alerts_off || cj.failures_only {
+                    continue;
+                }
+                let durations =
+                    self.successful_durations(&cj.namespace, &cj.name, RECENT_DURATIONS);
                 let threshold = slots::overrun_threshold(cj.max_duration.as_deref(), &durations);
                 if let Some(w) = threshold.warning {
                     match warnings.iter_mut().find(|(k, _)| *k == cj.key()) {
@@ -310,9 +356,12 @@ impl App {
                 let Some(overrun) = threshold.value else {
                     continue;
                 };
-                if now - started_at <= overrun.threshold {
+                if now - job.started_at <= overrun.threshold {
                     continue;
                 }
+                overruns.push((job.snapshot(uid, cj), job.started_at, cj.clone(), overrun));
+            }
+            for (job, started_at, cj, overrun) in overruns {
                 h.long_runs.insert(
                     job.uid.clone(),
                     LongRun {

@@ -109,6 +109,22 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// [`RunHistory::successful_durations`] of the CronJob, without copying
+    /// its history (the health loop asks this for every running Job).
+    pub(crate) fn successful_durations(
+        &self,
+        namespace: &str,
+        cronjob: &str,
+        n: usize,
+    ) -> Vec<chrono::Duration> {
+        self.histories
+            .lock()
+            .expect("history lock")
+            .get(&history_key(namespace, cronjob))
+            .map(|h| h.successful_durations(n))
+            .unwrap_or_default()
+    }
+
     /// Records a finished Job of a CronJob (once per Job) and stores the
     /// history; returns the run when it is a new success, which ends the
     /// CronJob's incidents. Cheap when the Job was seen before.

@@ -681,6 +681,11 @@ fn failed_container(pods: &[Pod]) -> Option<FailedContainer> {
     best.map(|(_, _, c)| c)
 }
 
+/// Objects per page of a watch's (re)list. kube-rs asks 500 at a time;
+/// 500 whole Jobs (pod templates and all) are ~5 MB decoded at once, at
+/// start-up, when the bot's memory peaks.
+const WATCH_PAGE: u32 = 100;
+
 fn watch<K, T>(
     apis: Vec<Api<K>>,
     snapshot: fn(&K) -> Option<T>,
@@ -690,7 +695,7 @@ where
     T: Send + 'static,
 {
     let streams = apis.into_iter().map(move |api| {
-        watcher(api, watcher::Config::default())
+        watcher(api, watcher::Config::default().page_size(WATCH_PAGE))
             .default_backoff()
             .filter_map(move |event| async move {
                 Some(match event {

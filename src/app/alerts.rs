@@ -401,39 +401,7 @@ impl App {
             now,
             chrono_duration(self.settings.thread_window),
         );
-        // The incident as it is once this failure is in it.
-        let next = match &grouping {
-            Grouping::NewThread => ThreadState {
-                channel: record.channel.clone(),
-                posted_in: String::new(),
-                ts: String::new(),
-                parent_job_uid: uid.to_string(),
-                opened_at: now,
-                failures: 1,
-                since: Some(failed_at),
-                last_failure_at: Some(failed_at),
-                ..ThreadState::default()
-            },
-            Grouping::Resurface(t) => ThreadState {
-                posted_in: String::new(),
-                ts: String::new(),
-                parent_job_uid: uid.to_string(),
-                opened_at: now,
-                failures: t.failures + 1,
-                since: t.since.or(Some(t.opened_at)),
-                last_failure_at: Some(failed_at),
-                continues_from: Some(t.opened_at),
-                digest: None,
-                ..t.clone()
-            },
-            // Late news of a closed incident: told in its thread, counted nowhere.
-            Grouping::Reply(t) if t.recovered.is_some() => t.clone(),
-            Grouping::Reply(t) => ThreadState {
-                failures: t.failures + 1,
-                last_failure_at: t.last_failure_at.max(Some(failed_at)),
-                ..t.clone()
-            },
-        };
+        let next = incident::with_failure(&grouping, &record.channel, uid, failed_at, now);
         // Snoozed: recorded and counted in the open incident, posted nowhere.
         if let Some(snooze) = self
             .count_suppressed(&record.alert.namespace, &record.alert.cronjob, now)
@@ -447,45 +415,7 @@ impl App {
         let Some(_critical) = self.critical() else {
             return; // shutting down: stays pending, posted after the restart
         };
-        let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
-        // In a storm a new incident is a line of the channel's digest.
-        let in_storm = top && self.joins_storm(&record, now).await;
-        let result = match &grouping {
-            _ if in_storm => self.post_in_digest(&record).await.map(|p| {
-                let digest = p.digest.clone();
-                (
-                    MessageRef {
-                        channel: digest.channel.clone(),
-                        ts: p.line_ts,
-                    },
-                    Some(p.digest_id),
-                    Some(digest),
-                )
-            }),
-            Grouping::NewThread | Grouping::Resurface(_) => {
-                let story = self.alert_story(&record, Some(&next), false).await;
-                self.post_top_level(&record, &story)
-                    .await
-                    .map(|at| (at, None, None))
-            }
-            Grouping::Reply(t) => {
-                let mut story = self.story(&record, None, true);
-                story.failures = next.failures.max(2);
-                self.chat
-                    .post(
-                        &t.posted_in,
-                        Some(&t.ts),
-                        Outgoing::Alert {
-                            alert: &record.alert,
-                            story: &story,
-                            reply: true,
-                            status: None,
-                        },
-                    )
-                    .await
-                    .map(|at| (at, None, None))
-            }
-        };
+        let result = self.send_alert(&record, &grouping, &next, now).await;
         let (posted, digest, digest_at) = match result {
             Ok(posted) => posted,
             Err(e) => {
@@ -528,6 +458,88 @@ impl App {
             channel: Some(posted.channel.clone()),
         };
         record.number = thread.failures;
+        self.record_posted(
+            uid,
+            &key,
+            &record,
+            &thread,
+            &posted,
+            thread_ts.as_deref(),
+            now,
+        )
+        .await;
+        self.metrics.alerts_posted.inc();
+        tracing::info!(job = %record.alert.job, cronjob = %key, reason = %record.alert.reason, "alert posted");
+
+        if thread_ts.is_some() {
+            self.refresh_thread_parent(&thread).await;
+        }
+    }
+
+    /// Posts the alert where its grouping puts it: a line of the channel's
+    /// storm digest, a new top-level alert, or a reply in its incident's
+    /// thread. Answers where it went and, for a digest line, the digest.
+    async fn send_alert(
+        &self,
+        record: &AlertRecord,
+        grouping: &Grouping,
+        next: &ThreadState,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(MessageRef, Option<String>, Option<MessageRef>), ChatError> {
+        let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
+        // In a storm a new incident is a line of the channel's digest.
+        let in_storm = top && self.joins_storm(record, now).await;
+        match grouping {
+            _ if in_storm => self.post_in_digest(record).await.map(|p| {
+                let digest = p.digest.clone();
+                (
+                    MessageRef {
+                        channel: digest.channel.clone(),
+                        ts: p.line_ts,
+                    },
+                    Some(p.digest_id),
+                    Some(digest),
+                )
+            }),
+            Grouping::NewThread | Grouping::Resurface(_) => {
+                let story = self.alert_story(record, Some(next), false).await;
+                self.post_top_level(record, &story)
+                    .await
+                    .map(|at| (at, None, None))
+            }
+            Grouping::Reply(t) => {
+                let mut story = self.story(record, None, true);
+                story.failures = next.failures.max(2);
+                self.chat
+                    .post(
+                        &t.posted_in,
+                        Some(&t.ts),
+                        Outgoing::Alert {
+                            alert: &record.alert,
+                            story: &story,
+                            reply: true,
+                            status: None,
+                        },
+                    )
+                    .await
+                    .map(|at| (at, None, None))
+            }
+        }
+    }
+
+    /// Records a posted alert, its incident and the audit entry. Unrecorded,
+    /// the retry (here or on the next leader) would post it again.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_posted(
+        &self,
+        uid: &str,
+        key: &str,
+        record: &AlertRecord,
+        thread: &ThreadState,
+        posted: &MessageRef,
+        thread_ts: Option<&str>,
+        now: chrono::DateTime<Utc>,
+    ) {
         // Posted: unrecorded, the retry (here or on the next leader) would post
         // it again. The store may be down for a while (the apiserver, with
         // several replicas): keep trying for a minute, holding the claim and
@@ -535,8 +547,8 @@ impl App {
         // replica stopped leading.
         let mut tries = 0;
         loop {
-            let recorded = match self.store.put_alert(uid, &record).await {
-                Ok(()) => self.store.put_thread(&key, &thread).await,
+            let recorded = match self.store.put_alert(uid, record).await {
+                Ok(()) => self.store.put_thread(key, thread).await,
                 Err(e) => Err(e),
             };
             match recorded {
@@ -574,12 +586,6 @@ impl App {
             .await;
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "cannot flush the store");
-        }
-        self.metrics.alerts_posted.inc();
-        tracing::info!(job = %record.alert.job, cronjob = %key, reason = %record.alert.reason, "alert posted");
-
-        if thread_ts.is_some() {
-            self.refresh_thread_parent(&thread).await;
         }
     }
 

@@ -230,6 +230,50 @@ pub fn group(
     }
 }
 
+/// The incident as it is once the failure of Job `uid` at `failed_at` is in
+/// it (where it goes: `grouping`); its message is not posted yet, so a new
+/// thread has no `ts`.
+pub fn with_failure(
+    grouping: &Grouping,
+    channel: &str,
+    uid: &str,
+    failed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ThreadState {
+    match grouping {
+        Grouping::NewThread => ThreadState {
+            channel: channel.to_string(),
+            posted_in: String::new(),
+            ts: String::new(),
+            parent_job_uid: uid.to_string(),
+            opened_at: now,
+            failures: 1,
+            since: Some(failed_at),
+            last_failure_at: Some(failed_at),
+            ..ThreadState::default()
+        },
+        Grouping::Resurface(t) => ThreadState {
+            posted_in: String::new(),
+            ts: String::new(),
+            parent_job_uid: uid.to_string(),
+            opened_at: now,
+            failures: t.failures + 1,
+            since: t.since.or(Some(t.opened_at)),
+            last_failure_at: Some(failed_at),
+            continues_from: Some(t.opened_at),
+            digest: None,
+            ..t.clone()
+        },
+        // Late news of a closed incident: told in its thread, counted nowhere.
+        Grouping::Reply(t) if t.recovered.is_some() => t.clone(),
+        Grouping::Reply(t) => ThreadState {
+            failures: t.failures + 1,
+            last_failure_at: t.last_failure_at.max(Some(failed_at)),
+            ..t.clone()
+        },
+    }
+}
+
 /// The incident closed by a success at `at`, if it is open and the success
 /// is newer than its last failure.
 pub fn recover(
@@ -453,6 +497,51 @@ mod tests {
         assert_eq!(
             recover(&closed, "again", t("2026-11-23T07:00:00Z"), false),
             None
+        );
+    }
+
+    #[test]
+    fn a_failure_counts_into_its_incident() {
+        let at = t("2026-01-01T10:00:00Z");
+        let now = at + Duration::minutes(1);
+        let open = thread("2026-01-01T08:00:00Z");
+        let new = with_failure(&Grouping::NewThread, "C2", "u9", at, now);
+        assert_eq!(
+            (
+                new.failures,
+                new.since,
+                new.channel.as_str(),
+                new.ts.as_str()
+            ),
+            (1, Some(at), "C2", "")
+        );
+        assert_eq!(new.parent_job_uid, "u9");
+        let again = with_failure(&Grouping::Reply(open.clone()), "C1", "u9", at, now);
+        assert_eq!(again.failures, 3);
+        assert_eq!(again.last_failure_at, Some(at));
+        assert_eq!(
+            (again.ts.as_str(), again.parent_job_uid.as_str()),
+            ("1.1", "u0")
+        );
+        let back = with_failure(&Grouping::Resurface(open.clone()), "C1", "u9", at, now);
+        assert_eq!(
+            (back.failures, back.ts.as_str()),
+            (3, ""),
+            "a new top-level alert"
+        );
+        assert_eq!(back.continues_from, Some(open.opened_at));
+        assert_eq!(back.since, open.since, "the incident began then");
+        let mut closed = open.clone();
+        closed.recovered = Some(Recovery {
+            job: "ok".into(),
+            at: at + Duration::minutes(30),
+            failures: 2,
+            by_rerun: false,
+        });
+        let late = with_failure(&Grouping::Reply(closed.clone()), "C1", "u9", at, now);
+        assert_eq!(
+            late, closed,
+            "late news of a closed incident counts nowhere"
         );
     }
 }

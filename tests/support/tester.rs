@@ -119,7 +119,9 @@ impl Tester {
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             http: Client::builder(TokioExecutor::new()).build_http(),
             spawned: Default::default(),
-            born: Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute"),
+            born: Utc::now()
+                .duration_trunc(chrono::Duration::minutes(1))
+                .expect("a minute"),
         };
         t.boot().await;
         t

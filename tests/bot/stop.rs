@@ -199,6 +199,34 @@ async fn a_long_run_is_stopped_only_after_a_second_person_approves() {
 }
 
 #[tokio::test]
+async fn a_denied_stop_leaves_the_run_alone() {
+    let t = Tester::with_args(ARGS).await;
+    let (name, _, alert, card) = asked(&t).await;
+    t.click("U_BOB", &card, "deny").await;
+    reads(&t, &card, "Denied by").await;
+    let now = reads(&t, &card, "The Job keeps running").await;
+    assert!(
+        !now.to_string().contains("\"approve\""),
+        "no buttons: {now}"
+    );
+    reads(&t, &alert, "Stop denied by").await;
+    assert!(job(&t, &name).is_some());
+    assert!(deletes(&t, &name).is_empty());
+    // Denied is final: a later approval changes nothing.
+    t.click("U_CAROL", &card, "approve").await;
+    let late = t.slack.next_ephemeral().await;
+    assert!(
+        late.render().contains("already denied"),
+        "{}",
+        late.render()
+    );
+    assert!(deletes(&t, &name).is_empty());
+    let actions = audit_actions(&t).await;
+    assert!(actions.iter().any(|a| a == "stop.denied"), "{actions:?}");
+    finish(t, &alert, &card).await;
+}
+
+#[tokio::test]
 async fn a_run_that_ends_before_the_approval_is_not_stopped() {
     let t = Tester::with_args(ARGS).await;
     let (name, _, alert, card) = asked(&t).await;

@@ -266,6 +266,7 @@ mod tests {
                     "cronjobs",
                     "snooze",
                     "unsnooze",
+                    "stop",
                     "help"
                 ]
             );

@@ -81,6 +81,7 @@ impl App {
             Command::Resume(resume) => self.on_resume_command(&cmd, resume).await,
             Command::Snooze(snooze) => self.on_snooze_command(&cmd, snooze).await,
             Command::SnoozeList => self.snooze_list().await,
+            Command::Stop(stop) => self.on_stop_command(&cmd, stop).await,
             Command::Unsnooze { cronjob, namespace } => {
                 self.on_unsnooze_command(&cmd, &cronjob, namespace.as_deref())
                     .await

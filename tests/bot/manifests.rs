@@ -365,7 +365,8 @@ fn slack_app_manifest_has_the_commands_and_interactivity() {
             "/resume",
             "/cronjobs",
             "/snooze",
-            "/unsnooze"
+            "/unsnooze",
+            "/stop"
         ])
     );
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::health::{ARGS, YEARLY, audit_actions, job_name, looks, running_since};
 use crate::support::slack::{Message, ViewValue};
-use crate::support::tester::Platforms;
+use crate::support::tester::{Answer, CHANNEL, Platforms};
 use crate::support::{CronJobFixture, Resource, Tester};
 
 const REASON: &str = "stuck on a lock; the next run redoes the day";
@@ -330,6 +330,103 @@ async fn an_approved_stop_is_carried_out_after_a_restart() {
         1,
         "{actions:?}"
     );
+    finish(t, &alert, &card).await;
+}
+
+fn said(answer: &Answer) -> String {
+    answer.json()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_stop_command_asks_for_a_running_job_and_refuses_what_it_cannot_stop() {
+    let t = Tester::with_args(ARGS).await;
+    let (name, _) = long_run(&t);
+    let alert = t.slack.next_message().await;
+    t.kube.spawn_bare_job("default", "by-hand");
+    // Another run of etl succeeds: the incident closes, the long one runs on.
+    let ended = t.succeed_job("etl").await;
+    let summary = t.slack.next_message().await;
+    assert!(
+        summary.render().contains("Recovered"),
+        "{}",
+        summary.render()
+    );
+    for (text, says) in [
+        (
+            "nope-1 --reason x".to_string(),
+            "No Job `nope-1`".to_string(),
+        ),
+        (
+            format!("{name} -n other --reason x"),
+            "in namespace `other`".into(),
+        ),
+        ("Bad_Name --reason x".into(), "not a valid Job name".into()),
+        (
+            "by-hand --reason x".into(),
+            "not a Job of a CronJob rerun-bot watches".into(),
+        ),
+        (
+            format!("{ended} --reason x"),
+            "has succeeded already".into(),
+        ),
+        ("--reason x".into(), "Which Job?".into()),
+    ] {
+        let answer = t.command("U_ALICE", CHANNEL, "/stop", &text).await;
+        assert_eq!(answer.status, 200);
+        assert!(said(&answer).contains(&says), "{text}: {}", answer.body);
+    }
+    assert_eq!(
+        t.slack.calls("chat.postMessage").len(),
+        2,
+        "nothing was requested"
+    );
+
+    // Without a reason: the form.
+    let answer = t.command("U_ALICE", CHANNEL, "/stop", &name).await;
+    assert_eq!(answer.status, 200);
+    let view = t.next_view().await;
+    assert_eq!(view["callback_id"], "stop_reason");
+    assert!(view.to_string().contains("has run for 2h 10m"), "{view}");
+
+    let answer = t
+        .command(
+            "U_ALICE",
+            CHANNEL,
+            "/stop",
+            &format!("{name} --reason \"{REASON}\""),
+        )
+        .await;
+    assert!(
+        said(&answer).contains(&format!("Stop of Job `default/{name}` requested")),
+        "{}",
+        answer.body
+    );
+    let card = t.slack.next_message().await;
+    assert_eq!(
+        card.thread_ts, None,
+        "the card goes where the command was typed"
+    );
+    assert!(
+        card.render().contains("🛑 Stop request: default/etl"),
+        "{}",
+        card.render()
+    );
+    // The Job's long-run alert shows the request too.
+    reads(&t, &alert, &format!("Stop of `{name}` requested")).await;
+    t.click("U_BOB", &card, "approve").await;
+    t.kube
+        .wait_for("the Job deleted", Duration::from_secs(10), |k| {
+            k.get(Resource::Jobs, "default", &name).is_none()
+        })
+        .await;
+    let told = t.slack.next_message().await;
+    assert_eq!(told.thread_ts.as_deref(), Some(card.ts.as_str()));
+    assert!(told.render().contains("stopped"), "{}", told.render());
+    assert!(job(&t, "by-hand").is_some() && job(&t, &ended).is_some());
+    reads(&t, &alert, "Stopped at").await;
     finish(t, &alert, &card).await;
 }
 

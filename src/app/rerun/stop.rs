@@ -8,7 +8,20 @@
 
 use super::*;
 use crate::core::alert::AlertKind;
+use crate::core::command::StopCommand;
 use crate::core::slots::short_duration;
+
+/// How long a Job has run, for the form.
+fn running_for(job: &JobSnapshot) -> String {
+    match job.started_at {
+        Some(at) => format!(
+            "Job {} has run for {}.",
+            job.name,
+            short_duration(Utc::now() - at)
+        ),
+        None => format!("Job {} has not started a pod yet.", job.name),
+    }
+}
 
 /// Tries at deleting before the request is left approved for the next start.
 const DELETE_ATTEMPTS: u32 = 3;
@@ -121,6 +134,154 @@ impl App {
             FormValues::default(),
         )
         .await
+    }
+
+    /// `/stop <job> [-n ns] --reason … [--ticket T]`: the same request as the
+    /// alert's button, for a running Job of a watched CronJob.
+    pub(crate) async fn on_stop_command(&self, cmd: &SlashCommand, stop: StopCommand) -> Reply {
+        if !self.may(&self.reruns.policy.requesters, &cmd.user).await {
+            let subject = match &stop.namespace {
+                Some(ns) => format!("{ns}/{}", stop.job),
+                None => stop.job.clone(),
+            };
+            return Reply::Ephemeral(self.refuse_requester(&cmd.user, subject).await);
+        }
+        let job = match self
+            .find_running_job(&stop.job, stop.namespace.as_deref())
+            .await
+        {
+            Ok(job) => job,
+            Err(text) => return Reply::Ephemeral(text),
+        };
+        let Some(cj) = job
+            .cronjob
+            .as_deref()
+            .and_then(|c| self.cached_cronjob(&job.namespace, c))
+        else {
+            return Reply::Ephemeral(format!(
+                "Job `{}/{}` is not a Job of a CronJob rerun-bot watches; nothing was requested.",
+                job.namespace, job.name
+            ));
+        };
+        if let Some(ticket) = stop.ticket.as_deref()
+            && let Err(why) = self.reruns.tickets.check(Some(ticket))
+        {
+            return Reply::Ephemeral(format!("{why}; nothing was requested."));
+        }
+        let target = FormTarget {
+            namespace: cj.namespace.clone(),
+            cronjob: cj.name.clone(),
+            alert: Some(crate::core::alert::overrun_key(&job.uid)),
+            channel: cmd.channel.clone(),
+            thread_ts: None,
+            failed_since: None,
+            stop: Some(StopTarget {
+                job: job.name.clone(),
+                uid: job.uid.clone(),
+            }),
+        };
+        let missing_ticket = self.reruns.tickets.required && stop.ticket.is_none();
+        if stop.reason.is_none() || missing_ticket {
+            let prefill = FormValues {
+                reason: stop.reason.clone().unwrap_or_default(),
+                ticket: stop.ticket.clone().unwrap_or_default(),
+                ..FormValues::default()
+            };
+            let context = vec![running_for(&job)];
+            return match self
+                .open_form(
+                    &cmd.trigger_id,
+                    FormKind::StopReason,
+                    &cj,
+                    target,
+                    context,
+                    prefill,
+                )
+                .await
+            {
+                Reply::Ephemeral(_) => Reply::Ephemeral(format!(
+                    "A reason is required{}.\n\n{}",
+                    if missing_ticket {
+                        ", and so is a ticket"
+                    } else {
+                        ""
+                    },
+                    crate::core::command::usage(crate::core::command::CommandKind::Stop)
+                )),
+                other => other,
+            };
+        }
+        let ask = Ask {
+            user: cmd.user.clone(),
+            target,
+            overrides: Overrides::default(),
+            reason: stop.reason.unwrap_or_default(),
+            ticket: stop.ticket,
+        };
+        match self.ask(ask).await {
+            Ok(req) => Reply::Ephemeral(format!(
+                "Stop of Job `{}/{}` requested (request `{}`). Someone other than you must approve it on the card.",
+                job.namespace, job.name, req.id
+            )),
+            Err(e) => e.into_reply(false),
+        }
+    }
+
+    /// The running Job `name`: in `namespace`, else in the namespaces of the
+    /// watched CronJobs (the only one of that name).
+    async fn find_running_job(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Result<JobSnapshot, String> {
+        let namespaces: Vec<String> = match namespace {
+            Some(ns) => vec![ns.to_string()],
+            None => {
+                let cache = self.cronjobs.read().expect("cronjob cache lock");
+                let mut all: Vec<String> = cache.values().map(|c| c.namespace.clone()).collect();
+                all.sort();
+                all.dedup();
+                all
+            }
+        };
+        let mut found = Vec::new();
+        for ns in &namespaces {
+            match self.cluster.job(ns, name).await {
+                Ok(Some(job)) => found.push(job),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "Cannot look Job `{name}` up right now ({e}); nothing was requested. Try again."
+                    ));
+                }
+            }
+        }
+        let where_ = namespace
+            .map(|ns| format!(" in namespace `{ns}`"))
+            .unwrap_or_default();
+        match found.as_slice() {
+            [] => Err(format!(
+                "No Job `{name}`{where_} in the namespaces rerun-bot watches. Its long-run alert names it; so does `kubectl get jobs -n <namespace>`."
+            )),
+            [job] if !job.is_running() => Err(format!(
+                "Job `{}/{name}` has {} already; nothing to stop.",
+                job.namespace,
+                if job.complete.is_some() {
+                    "succeeded"
+                } else {
+                    "ended"
+                }
+            )),
+            [job] => Ok(job.clone()),
+            many => Err(format!(
+                "There are {} Jobs named `{name}`: {}. Add `-n <namespace>`.",
+                many.len(),
+                many.iter()
+                    .map(|j| format!("`{}`", j.key()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// Deletes the Job of an approved stop request (also after a restart).

@@ -10,6 +10,9 @@ use super::board::{Filter, Query};
 use super::overrides::{ArgsMode, Overrides, parse_env};
 use super::snooze::{self, Length};
 
+mod stop;
+pub use stop::StopCommand;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandKind {
     Rerun,
@@ -18,6 +21,7 @@ pub enum CommandKind {
     CronJobs,
     Snooze,
     Unsnooze,
+    Stop,
 }
 
 impl CommandKind {
@@ -29,6 +33,7 @@ impl CommandKind {
             "cronjobs" => Some(CommandKind::CronJobs),
             "snooze" => Some(CommandKind::Snooze),
             "unsnooze" => Some(CommandKind::Unsnooze),
+            "stop" => Some(CommandKind::Stop),
             _ => None,
         }
     }
@@ -51,6 +56,9 @@ pub fn usage(kind: CommandKind) -> &'static str {
             "/snooze <cronjob> [-n <namespace>] <duration, e.g. 1h, 4h, 24h>|until-recovered [--reason \"<why>\"] · /snooze list"
         }
         CommandKind::Unsnooze => "/unsnooze <cronjob> [-n <namespace>]",
+        CommandKind::Stop => {
+            "/stop <job> [-n <namespace>] --reason \"<why>\" [--ticket <ref>] (a running Job of a CronJob; a second person approves)"
+        }
     }
 }
 
@@ -63,6 +71,7 @@ pub fn help() -> String {
         CommandKind::CronJobs,
         CommandKind::Snooze,
         CommandKind::Unsnooze,
+        CommandKind::Stop,
     ]
     .into_iter()
     .map(|k| format!("• `{}`", usage(k)))
@@ -97,6 +106,8 @@ pub enum Command {
         cronjob: String,
         namespace: Option<String>,
     },
+    /// `/stop <job> …`: a four-eyes request to stop a running Job.
+    Stop(StopCommand),
 }
 
 /// `/snooze <cronjob> [-n ns] <duration>|until-recovered [--reason …]`
@@ -332,6 +343,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         CommandKind::CronJobs => parse_cronjobs(&mut w),
         CommandKind::Snooze => parse_snooze(&mut w),
         CommandKind::Unsnooze => parse_unsnooze(&mut w),
+        CommandKind::Stop => stop::parse(&mut w),
     }
 }
 

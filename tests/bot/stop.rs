@@ -354,6 +354,9 @@ async fn the_stop_command_asks_for_a_running_job_and_refuses_what_it_cannot_stop
         "{}",
         summary.render()
     );
+    // The alert still offers to stop the long run (its rerun actions go).
+    let recovered = reads(&t, &alert, "recovered").await;
+    assert!(recovered.to_string().contains("stop_run"), "{recovered}");
     for (text, says) in [
         (
             "nope-1 --reason x".to_string(),

@@ -384,11 +384,9 @@ pub fn failure_alert(
     if !alert.cronjob_missing {
         // Recovered: nothing to rerun any more; Hold stays.
         let mut actions = Vec::new();
-        if story.recovered.is_none() {
-            for (n, (action, label)) in wording::health::buttons(alert).iter().enumerate() {
-                let style = (n == 0).then_some(SlackBlockButtonStyle::Primary);
-                actions.push(button(action, label, &alert.job_uid, style));
-            }
+        for (n, (action, label)) in wording::health::buttons(alert, story).iter().enumerate() {
+            let style = (n == 0).then_some(SlackBlockButtonStyle::Primary);
+            actions.push(button(action, label, &alert.job_uid, style));
         }
         actions.push(button(
             "hold",

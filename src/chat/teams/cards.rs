@@ -423,11 +423,9 @@ pub fn failure_alert(
     let mut actions = Vec::new();
     if !alert.cronjob_missing {
         // Recovered: nothing to rerun any more; Hold stays.
-        if story.recovered.is_none() {
-            for (n, (verb, title)) in wording::health::buttons(alert).iter().enumerate() {
-                let style = (n == 0).then_some("positive");
-                actions.push(open_form(verb, title, &alert.job_uid, style));
-            }
+        for (n, (verb, title)) in wording::health::buttons(alert, story).iter().enumerate() {
+            let style = (n == 0).then_some("positive");
+            actions.push(open_form(verb, title, &alert.job_uid, style));
         }
         actions.push(execute("hold", "Hold", &alert.job_uid, Some("destructive")));
         if story.recovered.is_none() {

@@ -180,10 +180,17 @@ pub fn fields(m: &dyn Markup, alert: &FailureAlert) -> Option<Vec<(&'static str,
     }
 }
 
-/// The alert's buttons (action ids and labels) while its incident is open:
-/// a failure's Rerun, Rerun with changes and Hold; a missed run's Run now
-/// and Hold; a long run's Stop this run (while it runs) and Hold.
-pub fn buttons(alert: &FailureAlert) -> &'static [(&'static str, &'static str)] {
+/// The alert's buttons (action ids and labels) before Hold: while its
+/// incident is open, a failure's Rerun and Rerun with changes, a missed run's
+/// Run now; a long run's Stop this run while it runs, even once another run
+/// closed the incident.
+pub fn buttons(
+    alert: &FailureAlert,
+    story: &AlertStory,
+) -> &'static [(&'static str, &'static str)] {
+    if story.recovered.is_some() && !matches!(alert.kind, AlertKind::Overrun { ended: None, .. }) {
+        return &[];
+    }
     match alert.kind {
         AlertKind::Failed => &[
             ("rerun", "Rerun"),

@@ -34,8 +34,11 @@ mod timers;
 const PATCH_ATTEMPTS: u32 = 3;
 /// How often a large operation's progress message is refreshed.
 const PROGRESS_EVERY: usize = 50;
-/// How often its progress is stored.
-const SAVE_EVERY: usize = 10;
+/// How often its progress is stored: the whole operation is one record, so
+/// every 10 CronJobs wrote a 500-CronJob hold 50 times over (the bench's RSS
+/// after holds: 58.7 MiB; every 50: 53–54 MiB). A restart re-applies at most
+/// this many CronJobs, and every patch is idempotent.
+const SAVE_EVERY: usize = 50;
 /// How often `--until` deadlines are checked.
 const HOLD_TIMER_TICK: Duration = Duration::from_secs(1);
 

@@ -291,6 +291,21 @@ fn set_once(
     Ok(())
 }
 
+/// `--reason`: a value, not blank, given once; `blank` says what to write.
+fn reason_value(
+    w: &mut Walker,
+    flag: &str,
+    inline: Option<String>,
+    slot: &mut Option<String>,
+    blank: &str,
+) -> Result<(), CommandError> {
+    let v = w.value(flag, inline, false)?;
+    if v.trim().is_empty() {
+        return Err(w.err(format!("`--reason` is empty: {blank}")));
+    }
+    set_once(slot, flag, v, w)
+}
+
 fn split_flag(token: &str) -> (&str, Option<String>) {
     match token.split_once('=') {
         Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
@@ -395,13 +410,13 @@ fn parse_rerun(w: &mut Walker) -> Result<Command, CommandError> {
                 let v = w.value(flag, inline, false)?;
                 set_once(&mut cmd.overrides.container, flag, v, w)?;
             }
-            "--reason" => {
-                let v = w.value(flag, inline, false)?;
-                if v.trim().is_empty() {
-                    return Err(w.err("`--reason` is empty: say why the rerun is needed"));
-                }
-                set_once(&mut cmd.reason, flag, v, w)?;
-            }
+            "--reason" => reason_value(
+                w,
+                flag,
+                inline,
+                &mut cmd.reason,
+                "say why the rerun is needed",
+            )?,
             "--ticket" => {
                 let v = w.value(flag, inline, false)?;
                 set_once(&mut cmd.ticket, flag, v, w)?;
@@ -457,13 +472,13 @@ fn parse_rerun_failed(w: &mut Walker) -> Result<Command, CommandError> {
                 let v = w.value(flag, inline, false)?;
                 set_once(&mut since, flag, v, w)?;
             }
-            "--reason" => {
-                let v = w.value(flag, inline, false)?;
-                if v.trim().is_empty() {
-                    return Err(w.err("`--reason` is empty: say why the reruns are needed"));
-                }
-                set_once(&mut reason, flag, v, w)?;
-            }
+            "--reason" => reason_value(
+                w,
+                flag,
+                inline,
+                &mut reason,
+                "say why the reruns are needed",
+            )?,
             "--ticket" => {
                 let v = w.value(flag, inline, false)?;
                 set_once(&mut ticket, flag, v, w)?;
@@ -701,13 +716,7 @@ fn parse_snooze(w: &mut Walker) -> Result<Command, CommandError> {
         let (flag, inline) = split_flag(&token);
         match flag {
             "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
-            "--reason" => {
-                let v = w.value(flag, inline, false)?;
-                if v.trim().is_empty() {
-                    return Err(w.err("`--reason` is empty: say why, or leave it out"));
-                }
-                set_once(&mut reason, flag, v, w)?;
-            }
+            "--reason" => reason_value(w, flag, inline, &mut reason, "say why, or leave it out")?,
             f if f.starts_with('-') && f.len() > 1 => {
                 return Err(w.unknown_flag(f, &["-n", "--namespace", "--reason"]));
             }

@@ -1,7 +1,9 @@
 //! `/stop <job> [-n <namespace>] --reason "…" [--ticket T]`: ask to stop a
 //! running Job of a CronJob (the long-run alert's *Stop this run…* as a command).
 
-use super::{Command, CommandError, Walker, namespace_value, set_once, split_flag, valid_name};
+use super::{
+    Command, CommandError, Walker, namespace_value, reason_value, set_once, split_flag, valid_name,
+};
 
 /// `/stop <job> …`. The reason is checked by the app (a missing one opens
 /// the form where there is one).
@@ -23,11 +25,7 @@ pub(super) fn parse(w: &mut Walker) -> Result<Command, CommandError> {
         match flag {
             "-n" | "--namespace" => namespace_value(w, flag, inline, &mut namespace)?,
             "--reason" => {
-                let v = w.value(flag, inline, false)?;
-                if v.trim().is_empty() {
-                    return Err(w.err("`--reason` is empty: say why the run should stop"));
-                }
-                set_once(&mut reason, flag, v, w)?;
+                reason_value(w, flag, inline, &mut reason, "say why the run should stop")?
             }
             "--ticket" => {
                 let v = w.value(flag, inline, false)?;

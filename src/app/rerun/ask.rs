@@ -248,19 +248,9 @@ impl App {
                 .await
             {
                 Reply::Ack => Reply::Ack,
-                Reply::Ephemeral(_) => Reply::Ephemeral(format!(
-                    "A reason is required{}: add `--reason \"…\"`{}.\n\n{}",
-                    if missing_ticket {
-                        " and so is a ticket"
-                    } else {
-                        ""
-                    },
-                    if missing_ticket {
-                        " and `--ticket …`"
-                    } else {
-                        ""
-                    },
-                    crate::core::command::usage(crate::core::command::CommandKind::Rerun)
+                Reply::Ephemeral(_) => Reply::Ephemeral(reason_required(
+                    missing_ticket,
+                    crate::core::command::CommandKind::Rerun,
                 )),
                 other => other,
             };

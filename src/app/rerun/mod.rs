@@ -267,6 +267,20 @@ impl App {
     }
 }
 
+/// A command without its reason (or required ticket) whose form could not
+/// open: what to add, and the command's usage.
+fn reason_required(missing_ticket: bool, kind: crate::core::command::CommandKind) -> String {
+    let (so_is, add) = if missing_ticket {
+        (" and so is a ticket", " and `--ticket …`")
+    } else {
+        ("", "")
+    };
+    format!(
+        "A reason is required{so_is}: add `--reason \"…\"`{add}.\n\n{}",
+        crate::core::command::usage(kind)
+    )
+}
+
 /// The request's word in a sentence's start: `Rerun` or `Stop`.
 fn title(req: &RerunRequest) -> &'static str {
     if req.stop.is_some() { "Stop" } else { "Rerun" }

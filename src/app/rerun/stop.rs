@@ -199,14 +199,9 @@ impl App {
                 )
                 .await
             {
-                Reply::Ephemeral(_) => Reply::Ephemeral(format!(
-                    "A reason is required{}.\n\n{}",
-                    if missing_ticket {
-                        ", and so is a ticket"
-                    } else {
-                        ""
-                    },
-                    crate::core::command::usage(crate::core::command::CommandKind::Stop)
+                Reply::Ephemeral(_) => Reply::Ephemeral(reason_required(
+                    missing_ticket,
+                    crate::core::command::CommandKind::Stop,
                 )),
                 other => other,
             };

@@ -6,7 +6,7 @@
 //! cannot be rerun now (held, deleted, a running Job under `Forbid`) are listed
 //! as skipped, with why. It is decided like a single request — the same
 //! [`State`]s, four-eyes rule and [`Refusal`]s, by [`transition`] — and once
-//! approved becomes one child [`RerunRequest`](super::request::RerunRequest)
+//! approved becomes one child [`RerunRequest`]
 //! per included CronJob, already approved, under an id derived from the batch
 //! id and the item's index ([`BatchRequest::child_id`]): inserting a child is
 //! idempotent, and the child's Job name is deterministic, so each CronJob gets

@@ -10,7 +10,7 @@
 //! every character that starts markdown, HTML or a `<at>` tag and breaks `{{` so
 //! no template function runs; cards never carry `msteams.entities`, so nothing
 //! can become a mention. The bot's own neutral text (`*bold*`, `` `code` ``,
-//! `<@USER>`, `<url|text>`) is converted by [`markdown`]. Paragraphs are
+//! `<@USER>`, `<url|text>`) is converted by [`markdown()`]. Paragraphs are
 //! separate `TextBlock`s: a single `\n` inside markdown is not a line break on
 //! every client.
 

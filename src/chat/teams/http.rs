@@ -36,7 +36,7 @@ const INVOKE_BUDGET: Duration = Duration::from_secs(10);
 const MESSAGE_TYPE: &str = "application/vnd.microsoft.activity.message";
 /// The only Bot Framework channel the bot serves.
 const TEAMS_CHANNEL_ID: &str = "msteams";
-/// The verb of a button that opens a form it carries (see [`form_launcher`]).
+/// The verb of a button that opens a form it carries (see `form_launcher`).
 pub const OPEN_FORM_VERB: &str = "open_form";
 
 /// Teams opens a dialog only in answer to a click: a command that needs a

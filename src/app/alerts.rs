@@ -15,6 +15,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 
+use super::snooze::Suppression;
 use super::{App, BOT_ACTOR, Destination};
 use crate::chat::{ChatError, MessageRef, Outgoing, Platform};
 use crate::core::alert::LogTail;
@@ -403,19 +404,25 @@ impl App {
         );
         let next = incident::with_failure(&grouping, &record.channel, uid, failed_at, now);
         // Snoozed: recorded and counted in the open incident, posted nowhere.
-        if let Some(snooze) = self
+        let not_snoozed = match self
             .count_suppressed(&record.alert.namespace, &record.alert.cronjob, now)
             .await
         {
-            self.suppress_alert(uid, record, &key, &grouping, next, &snooze)
-                .await;
-            return;
-        }
+            Suppression::Counted(snooze) => {
+                self.suppress_alert(uid, record, &key, &grouping, next, &snooze)
+                    .await;
+                return;
+            }
+            Suppression::NotSnoozed => true,
+            Suppression::Unknown => false,
+        };
         // From here to its record, a shutdown lets the post finish.
         let Some(_critical) = self.critical() else {
             return; // shutting down: stays pending, posted after the restart
         };
-        let result = self.send_alert(&record, &grouping, &next, now).await;
+        let result = self
+            .send_alert(&record, &grouping, &next, now, not_snoozed)
+            .await;
         let (posted, digest, digest_at) = match result {
             Ok(posted) => posted,
             Err(e) => {
@@ -479,12 +486,14 @@ impl App {
     /// Posts the alert where its grouping puts it: a line of the channel's
     /// storm digest, a new top-level alert, or a reply in its incident's
     /// thread. Answers where it went and, for a digest line, the digest.
+    /// `not_snoozed`: no snooze was in force just before (no need to read it again).
     async fn send_alert(
         &self,
         record: &AlertRecord,
         grouping: &Grouping,
         next: &ThreadState,
         now: chrono::DateTime<Utc>,
+        not_snoozed: bool,
     ) -> Result<(MessageRef, Option<String>, Option<MessageRef>), ChatError> {
         let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
         // In a storm a new incident is a line of the channel's digest.
@@ -502,7 +511,11 @@ impl App {
                 )
             }),
             Grouping::NewThread | Grouping::Resurface(_) => {
-                let story = self.alert_story(record, Some(next), false).await;
+                let story = if not_snoozed {
+                    self.story(record, Some(next), false)
+                } else {
+                    self.alert_story(record, Some(next), false).await
+                };
                 self.post_top_level(record, &story)
                     .await
                     .map(|at| (at, None, None))

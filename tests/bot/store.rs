@@ -1086,3 +1086,79 @@ async fn without_rbac_for_the_lease_readyz_says_so_and_nothing_acts() {
         .await;
     t.finish().await;
 }
+
+/// What one alert costs the apiserver on `RERUN_BOT_STORE=kubernetes`:
+/// custom-resource requests by method, resource and shape (a list, one
+/// object, its status), while CronJobs fail one at a time. Each round trip is
+/// milliseconds and load on a real apiserver; a bound a bit above today's
+/// count catches a regression.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_alert_costs_few_custom_resource_requests() {
+    use crate::support::{CronJobFixture, Failure, FakeSlack, Tester};
+    use std::collections::BTreeMap;
+    const SINGLES: usize = 10;
+    let Backend::Kube(kube) = Backend::kube().await else {
+        unreachable!()
+    };
+    let slack = FakeSlack::start(crate::support::tester::SIGNING_SECRET).await;
+    let t = Tester::with_fakes(
+        kube,
+        slack,
+        &[
+            "--store",
+            "kubernetes",
+            "--store-namespace",
+            NS,
+            // One alert per failure (the bench's setting), not a storm digest.
+            "--storm-threshold",
+            "0",
+            "--chat-pacing",
+            "off",
+        ],
+    )
+    .await;
+    let names: Vec<String> = (0..SINGLES).map(|i| format!("single-{i}")).collect();
+    for name in &names {
+        t.kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let from = t.kube.requests().len();
+    for name in &names {
+        t.fail_job(name, Failure::backoff_limit()).await;
+        let alert = t.slack.next_message().await;
+        assert!(alert.text.contains(name.as_str()), "{}", alert.text);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // What the last alert still writes (its audit entry, the history).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    let prefix = format!("/apis/rerun-bot.io/v1alpha1/namespaces/{NS}/");
+    for r in t.kube.requests().iter().skip(from) {
+        let Some(rest) = r.path.strip_prefix(&prefix) else {
+            continue;
+        };
+        let mut parts = rest.split('/');
+        let plural = parts.next().unwrap_or_default();
+        let shape = match (parts.next(), parts.next()) {
+            (None, _) => "list",
+            (Some(_), None) => "one",
+            (Some(_), Some(sub)) => sub,
+        };
+        *by.entry(format!("{:<6} {plural} {shape}", r.method))
+            .or_default() += 1;
+        total += 1;
+    }
+    eprintln!("custom-resource requests for {SINGLES} single alerts ({total}):");
+    for (what, n) in &by {
+        eprintln!(
+            "  {what}: {n} ({:.1} per alert)",
+            *n as f64 / SINGLES as f64
+        );
+    }
+    assert!(
+        total <= 18 * SINGLES,
+        "{total} custom-resource requests for {SINGLES} alerts: {by:#?}"
+    );
+    t.finish().await;
+}

@@ -126,7 +126,16 @@ impl App {
         if let Some(run) = success {
             self.spawn_close_incidents(&job, run);
         }
-        if job.failed.is_none() || job.cronjob.is_none() {
+        let Some(failed) = &job.failed else { return };
+        if job.cronjob.is_none() {
+            return;
+        }
+        // Older than the lookback: never alerted (`alert::decide`), whatever
+        // the store has; the replay of a cluster's old failures asks nothing.
+        if Utc::now()
+            .checked_sub_signed(chrono_duration(self.settings.lookback))
+            .is_some_and(|since| failed.at < since)
+        {
             return;
         }
         // One record per platform; done when every platform has its own.

@@ -270,7 +270,7 @@ impl App {
         futures::future::join_all(
             records
                 .into_iter()
-                .map(|(key, record)| async move { self.post_alert(&key, record).await }),
+                .map(|(key, record)| async move { self.post_alert(&key, record, false).await }),
         )
         .await;
         tracing::debug!(
@@ -377,8 +377,9 @@ impl App {
     }
 
     /// Posts a stored pending alert and records where it went. On failure the
-    /// alert stays pending for the retry loop.
-    pub(super) async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
+    /// alert stays pending for the retry loop (`retry`: this is that loop,
+    /// which counted it already).
+    pub(super) async fn post_alert(&self, uid: &str, mut record: AlertRecord, retry: bool) {
         if !self.leads() {
             return; // stays pending: the leader posts it
         }
@@ -435,13 +436,12 @@ impl App {
         let (posted, digest, digest_at) = match result {
             Ok(posted) => posted,
             Err(e) => {
-                self.metrics.alerts_pending.set(
-                    self.store
-                        .pending_alerts()
-                        .await
-                        .map(|p| p.len() as i64)
-                        .unwrap_or(0),
-                );
+                // Each pass of the retry loop counts what it finds pending; a
+                // new alert left pending adds itself until then (no list of
+                // every alert for each failed post).
+                if !retry {
+                    self.metrics.alerts_pending.inc();
+                }
                 tracing::warn!(error = %e, job = %record.alert.job, "alert not posted; will retry");
                 return;
             }
@@ -725,7 +725,7 @@ impl App {
                 let Some(_claim) = self.claim(record.alert.job_uid.clone()) else {
                     continue;
                 };
-                self.post_alert(&key, record).await;
+                self.post_alert(&key, record, true).await;
             }
             tokio::time::sleep(self.settings.pending_retry).await;
         }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 
+use super::snooze::Suppression;
 use super::{App, BOT_ACTOR, Destination};
 use crate::chat::{ChatError, MessageRef, Outgoing, Platform};
 use crate::core::alert::LogTail;
@@ -125,7 +126,16 @@ impl App {
         if let Some(run) = success {
             self.spawn_close_incidents(&job, run);
         }
-        if job.failed.is_none() || job.cronjob.is_none() {
+        let Some(failed) = &job.failed else { return };
+        if job.cronjob.is_none() {
+            return;
+        }
+        // Older than the lookback: never alerted (`alert::decide`), whatever
+        // the store has; the replay of a cluster's old failures asks nothing.
+        if Utc::now()
+            .checked_sub_signed(chrono_duration(self.settings.lookback))
+            .is_some_and(|since| failed.at < since)
+        {
             return;
         }
         // One record per platform; done when every platform has its own.
@@ -260,7 +270,7 @@ impl App {
         futures::future::join_all(
             records
                 .into_iter()
-                .map(|(key, record)| async move { self.post_alert(&key, record).await }),
+                .map(|(key, record)| async move { self.post_alert(&key, record, false).await }),
         )
         .await;
         tracing::debug!(
@@ -367,8 +377,9 @@ impl App {
     }
 
     /// Posts a stored pending alert and records where it went. On failure the
-    /// alert stays pending for the retry loop.
-    pub(super) async fn post_alert(&self, uid: &str, mut record: AlertRecord) {
+    /// alert stays pending for the retry loop (`retry`: this is that loop,
+    /// which counted it already).
+    pub(super) async fn post_alert(&self, uid: &str, mut record: AlertRecord, retry: bool) {
         if !self.leads() {
             return; // stays pending: the leader posts it
         }
@@ -403,29 +414,34 @@ impl App {
         );
         let next = incident::with_failure(&grouping, &record.channel, uid, failed_at, now);
         // Snoozed: recorded and counted in the open incident, posted nowhere.
-        if let Some(snooze) = self
+        let not_snoozed = match self
             .count_suppressed(&record.alert.namespace, &record.alert.cronjob, now)
             .await
         {
-            self.suppress_alert(uid, record, &key, &grouping, next, &snooze)
-                .await;
-            return;
-        }
+            Suppression::Counted(snooze) => {
+                self.suppress_alert(uid, record, &key, &grouping, next, &snooze)
+                    .await;
+                return;
+            }
+            Suppression::NotSnoozed => true,
+            Suppression::Unknown => false,
+        };
         // From here to its record, a shutdown lets the post finish.
         let Some(_critical) = self.critical() else {
             return; // shutting down: stays pending, posted after the restart
         };
-        let result = self.send_alert(&record, &grouping, &next, now).await;
+        let result = self
+            .send_alert(&record, &grouping, &next, now, not_snoozed)
+            .await;
         let (posted, digest, digest_at) = match result {
             Ok(posted) => posted,
             Err(e) => {
-                self.metrics.alerts_pending.set(
-                    self.store
-                        .pending_alerts()
-                        .await
-                        .map(|p| p.len() as i64)
-                        .unwrap_or(0),
-                );
+                // Each pass of the retry loop counts what it finds pending; a
+                // new alert left pending adds itself until then (no list of
+                // every alert for each failed post).
+                if !retry {
+                    self.metrics.alerts_pending.inc();
+                }
                 tracing::warn!(error = %e, job = %record.alert.job, "alert not posted; will retry");
                 return;
             }
@@ -479,12 +495,14 @@ impl App {
     /// Posts the alert where its grouping puts it: a line of the channel's
     /// storm digest, a new top-level alert, or a reply in its incident's
     /// thread. Answers where it went and, for a digest line, the digest.
+    /// `not_snoozed`: no snooze was in force just before (no need to read it again).
     async fn send_alert(
         &self,
         record: &AlertRecord,
         grouping: &Grouping,
         next: &ThreadState,
         now: chrono::DateTime<Utc>,
+        not_snoozed: bool,
     ) -> Result<(MessageRef, Option<String>, Option<MessageRef>), ChatError> {
         let top = matches!(grouping, Grouping::NewThread | Grouping::Resurface(_));
         // In a storm a new incident is a line of the channel's digest.
@@ -502,7 +520,11 @@ impl App {
                 )
             }),
             Grouping::NewThread | Grouping::Resurface(_) => {
-                let story = self.alert_story(record, Some(next), false).await;
+                let story = if not_snoozed {
+                    self.story(record, Some(next), false)
+                } else {
+                    self.alert_story(record, Some(next), false).await
+                };
                 self.post_top_level(record, &story)
                     .await
                     .map(|at| (at, None, None))
@@ -703,7 +725,7 @@ impl App {
                 let Some(_claim) = self.claim(record.alert.job_uid.clone()) else {
                     continue;
                 };
-                self.post_alert(&key, record).await;
+                self.post_alert(&key, record, true).await;
             }
             tokio::time::sleep(self.settings.pending_retry).await;
         }

@@ -507,7 +507,7 @@ impl App {
             return;
         };
         for (key, record) in records {
-            self.post_alert(&key, record).await;
+            self.post_alert(&key, record, false).await;
         }
     }
 

@@ -141,6 +141,11 @@ impl App {
         if recorded == Recorded::Unchanged {
             return None;
         }
+        // Marked after the change, so the write that takes the mark stores it.
+        self.unstored_histories
+            .lock()
+            .expect("unstored histories lock")
+            .insert(key.clone());
         let this = self.clone();
         self.spawn(async move { this.store_history(&key).await });
         (recorded == Recorded::Success).then_some(run)
@@ -155,10 +160,22 @@ impl App {
     }
 
     /// Writes the history as it is in memory now (under its lock, so the
-    /// last write is the newest).
+    /// last write is the newest), unless an earlier write already stored
+    /// every change (a Job watch replay records several runs of a CronJob
+    /// before the first write).
     async fn store_history(&self, key: &str) {
         let lock = self.thread_lock(&format!("history/{key}"));
         let _serialized = lock.lock().await;
+        // Taken before the copy: a change marked after this is in the copy
+        // or has its own write to come.
+        if !self
+            .unstored_histories
+            .lock()
+            .expect("unstored histories lock")
+            .remove(key)
+        {
+            return;
+        }
         let Some(history) = self
             .histories
             .lock()
@@ -171,6 +188,11 @@ impl App {
         if let Err(e) =
             store::put_record(self.store.as_ref(), RecordKind::History, key, &history).await
         {
+            // The next change writes it all.
+            self.unstored_histories
+                .lock()
+                .expect("unstored histories lock")
+                .insert(key.to_string());
             tracing::warn!(error = %e, cronjob = %key, "cannot store the run history");
         }
     }

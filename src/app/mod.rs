@@ -108,6 +108,9 @@ pub struct App {
     in_flight: Mutex<HashSet<String>>,
     /// Run histories by `namespace/cronjob` (`app::incidents`).
     histories: Mutex<HashMap<String, crate::core::RunHistory>>,
+    /// Histories changed in memory since their last write (`app::incidents`):
+    /// a write takes the mark first, so one write stores several changes.
+    unstored_histories: Mutex<std::collections::HashSet<String>>,
     /// Storm digests and the recent incidents of each channel (`app::storm`).
     storms: Mutex<storm::Storms>,
     /// Slots seen, running Jobs and long runs (`app::health`).
@@ -193,6 +196,7 @@ impl App {
             cronjobs: RwLock::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             histories: Mutex::new(HashMap::new()),
+            unstored_histories: Mutex::new(Default::default()),
             storms: Mutex::new(storm::Storms::default()),
             health: Mutex::new(health::Health::new(chrono::Utc::now())),
             thread_locks: Mutex::new(HashMap::new()),

@@ -48,6 +48,16 @@ fn decode(key: &str, raw: serde_json::Value) -> Result<Snooze, StoreError> {
     })
 }
 
+/// What [`App::count_suppressed`] found.
+pub(crate) enum Suppression {
+    /// A snooze is in force: the failure is counted in it (the snooze as it is now).
+    Counted(Snooze),
+    /// No snooze in force at that time.
+    NotSnoozed,
+    /// The snooze was unreadable, or in force but its count kept losing races.
+    Unknown,
+}
+
 impl App {
     // ----- for the alert path -------------------------------------------------
 
@@ -70,27 +80,30 @@ impl App {
         }
     }
 
-    /// Counts one failure the CronJob's snooze kept from being posted; the
-    /// snooze as it is now, `None` when none is in force at `now`.
-    pub async fn count_suppressed(
+    /// Counts one failure the CronJob's snooze kept from being posted.
+    pub(crate) async fn count_suppressed(
         &self,
         namespace: &str,
         cronjob: &str,
         now: DateTime<Utc>,
-    ) -> Option<Snooze> {
+    ) -> Suppression {
         let key = snooze::key(namespace, cronjob);
         for _ in 0..5 {
-            let (current, raw) = self.snooze(&key).await.ok().flatten()?;
+            let (current, raw) = match self.snooze(&key).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return Suppression::NotSnoozed,
+                Err(_) => return Suppression::Unknown,
+            };
             if !current.is_active(now) {
-                return None;
+                return Suppression::NotSnoozed;
             }
             let mut next = current.clone();
             next.suppressed = next.suppressed.saturating_add(1);
             if let Ok(true) = self.swap_snooze(&key, Some(&raw), &next).await {
-                return Some(next);
+                return Suppression::Counted(next);
             }
         }
-        None
+        Suppression::Unknown
     }
 
     /// A Job of the CronJob succeeded: ends its until-recovered snooze (a

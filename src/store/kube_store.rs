@@ -8,7 +8,7 @@
 //! The apiserver's write is durable when it answers, so `flush` has nothing
 //! left to do.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +42,9 @@ trait Held:
     + 'static
 {
     type Value: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync;
+    /// Whether its records change after they are made (they have a status
+    /// to write); audit events never do.
+    const MUTABLE: bool = true;
     /// The resource for a new record (its spec; the apiserver drops status on create).
     fn fresh(name: &str, value: &Self::Value) -> Self;
     /// `status.record` once written, else `spec.record`.
@@ -263,6 +266,7 @@ fn record_name(kind: RecordKind, key: &str) -> String {
 
 impl Held for crds::AuditEvent {
     type Value = (u64, AuditEvent);
+    const MUTABLE: bool = false;
     fn fresh(name: &str, (seq, e): &Self::Value) -> Self {
         let mut cr = crds::AuditEvent::new(
             name,
@@ -283,10 +287,19 @@ impl Held for crds::AuditEvent {
     fn set(&mut self, _: &Self::Value) {}
 }
 
+/// How many resourceVersions a [`Table`] remembers before it starts over.
+const SEEN_LIMIT: usize = 20_000;
+
 /// One kind's resources in the bot's namespace.
 struct Table<K> {
     api: Api<K>,
     plural: &'static str,
+    /// What this process last saw of a resource, by name: its
+    /// resourceVersion, or `None` when it was absent. Only a hint for
+    /// [`Table::put`], which writes on it without reading first: the
+    /// apiserver still checks the version (or the name, on create), and a
+    /// conflict means a read and another try, as before.
+    seen: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl<K: Held> Table<K> {
@@ -294,7 +307,28 @@ impl<K: Held> Table<K> {
         Table {
             api: Api::namespaced(client, namespace),
             plural,
+            seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn saw(&self, name: &str, version: Option<String>) {
+        if !K::MUTABLE {
+            return;
+        }
+        let mut seen = self.seen.lock().expect("seen versions");
+        if seen.len() >= SEEN_LIMIT && !seen.contains_key(name) {
+            seen.clear();
+        }
+        seen.insert(name.to_string(), version);
+    }
+
+    fn forget(&self, name: &str) {
+        self.seen.lock().expect("seen versions").remove(name);
+    }
+
+    /// `Some(None)`: absent when last seen; `None`: not known.
+    fn last_seen(&self, name: &str) -> Option<Option<String>> {
+        self.seen.lock().expect("seen versions").get(name).cloned()
     }
 
     fn error(&self, e: kube::Error) -> StoreError {
@@ -324,7 +358,14 @@ impl<K: Held> Table<K> {
     }
 
     async fn get(&self, name: &str) -> Result<Option<K>> {
-        self.api.get_opt(name).await.map_err(|e| self.error(e))
+        let found = self.api.get_opt(name).await.map_err(|e| self.error(e))?;
+        self.saw(
+            name,
+            found
+                .as_ref()
+                .and_then(|cr| cr.meta().resource_version.clone()),
+        );
+        Ok(found)
     }
 
     async fn value(&self, name: &str) -> Result<Option<K::Value>> {
@@ -343,17 +384,27 @@ impl<K: Held> Table<K> {
             .await
         {
             Ok(mut created) => {
+                if !K::MUTABLE {
+                    return Ok(true); // no status to write
+                }
+                self.saw(name, created.meta().resource_version.clone());
                 created.set(value);
-                if let Err(e) = self
+                match self
                     .api
                     .replace_status(name, &PostParams::default(), &created)
                     .await
                 {
-                    tracing::debug!(error = %e, name, "status of a new record not written yet");
+                    Ok(written) => self.saw(name, written.meta().resource_version.clone()),
+                    Err(e) => {
+                        tracing::debug!(error = %e, name, "status of a new record not written yet")
+                    }
                 }
                 Ok(true)
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                self.forget(name);
+                Ok(false)
+            }
             Err(e) => Err(self.error(e)),
         }
     }
@@ -367,8 +418,14 @@ impl<K: Held> Table<K> {
             .replace_status(&name, &PostParams::default(), &cr)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Ok(written) => {
+                self.saw(&name, written.meta().resource_version.clone());
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                self.forget(&name);
+                Ok(false)
+            }
             Err(e) => Err(self.error(e)),
         }
     }
@@ -384,9 +441,41 @@ impl<K: Held> Table<K> {
         self.write(cr, next).await
     }
 
-    /// Creates or overwrites (last writer wins, retried on a lost race).
+    /// Writes `next` on the version last seen, without reading it again;
+    /// `false`: changed or deleted since (read and try again).
+    async fn write_seen(&self, name: &str, version: String, next: &K::Value) -> Result<bool> {
+        let mut cr = K::fresh(name, next);
+        cr.meta_mut().resource_version = Some(version);
+        cr.set(next);
+        match self
+            .api
+            .replace_status(name, &PostParams::default(), &cr)
+            .await
+        {
+            Ok(written) => {
+                self.saw(name, written.meta().resource_version.clone());
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                self.forget(name);
+                Ok(false)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Creates or overwrites (last writer wins, retried on a lost race). On
+    /// what this process saw last, when it saw it: no read first.
     async fn put(&self, name: &str, value: &K::Value) -> Result<()> {
         for _ in 0..10 {
+            let written = match self.last_seen(name) {
+                Some(None) => self.insert(name, value).await?,
+                Some(Some(version)) => self.write_seen(name, version, value).await?,
+                None => false,
+            };
+            if written {
+                return Ok(());
+            }
             match self.get(name).await? {
                 None => {
                     if self.insert(name, value).await? {
@@ -437,8 +526,11 @@ impl<K: Held> Table<K> {
                 ..DeleteParams::default()
             };
             match self.api.delete(&name, &params).await {
-                Ok(_) => gone += 1,
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Ok(_) => {
+                    self.saw(&name, None);
+                    gone += 1
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => self.forget(&name),
                 Err(e) => return Err(self.error(e)),
             }
         }
@@ -608,8 +700,14 @@ impl Store for KubeStore {
             .delete(&name, &DeleteParams::default())
             .await
         {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Ok(_) => {
+                self.records.saw(&name, None);
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.records.saw(&name, None);
+                Ok(())
+            }
             Err(e) => Err(self.records.error(e)),
         }
     }

@@ -1086,3 +1086,148 @@ async fn without_rbac_for_the_lease_readyz_says_so_and_nothing_acts() {
         .await;
     t.finish().await;
 }
+
+/// Custom-resource requests since request number `from`, by method,
+/// resource, shape (a list, one object, its status) and, for bot records,
+/// kind (`history`, `snooze`, …).
+fn custom_resource_requests(
+    kube: &FakeKube,
+    from: usize,
+) -> (usize, std::collections::BTreeMap<String, usize>) {
+    let mut by = std::collections::BTreeMap::new();
+    let mut total = 0;
+    let prefix = format!("/apis/rerun-bot.io/v1alpha1/namespaces/{NS}/");
+    for r in kube.requests().iter().skip(from) {
+        let Some(rest) = r.path.strip_prefix(&prefix) else {
+            continue;
+        };
+        let mut parts = rest.split('/');
+        let plural = parts.next().unwrap_or_default();
+        let name = parts.next();
+        let shape = match (name, parts.next()) {
+            (None, _) => "list",
+            (Some(_), None) => "one",
+            (Some(_), Some(sub)) => sub,
+        };
+        let name = name.or_else(|| r.body.as_ref()?["metadata"]["name"].as_str());
+        let key = match (plural, name) {
+            ("botrecords", Some(n)) => format!(
+                "{} {plural} {shape} {}",
+                r.method,
+                n.split('.').next().unwrap_or_default()
+            ),
+            _ => format!("{} {plural} {shape}", r.method),
+        };
+        *by.entry(key).or_default() += 1;
+        total += 1;
+    }
+    (total, by)
+}
+
+fn print_requests(
+    what: &str,
+    (total, by): &(usize, std::collections::BTreeMap<String, usize>),
+    per: usize,
+) {
+    eprintln!("custom-resource requests {what}: {total}");
+    for (key, n) in by {
+        eprintln!("  {key}: {n} ({:.1} each)", *n as f64 / per as f64);
+    }
+}
+
+/// What one alert costs the apiserver on `RERUN_BOT_STORE=kubernetes`, in a
+/// cluster with old failures (as the bench's): each round trip is
+/// milliseconds and load on a real apiserver. The replay of the old failures
+/// asks nothing about their alerts (they are past the lookback); then
+/// CronJobs fail one at a time. Bounds a bit above today's counts catch a
+/// regression.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_alert_costs_few_custom_resource_requests() {
+    use crate::support::{CronJobFixture, Failure, FakeSlack, Tester};
+    const SINGLES: usize = 10;
+    const OLD_CRONJOBS: usize = 50;
+    let Backend::Kube(kube) = Backend::kube().await else {
+        unreachable!()
+    };
+    // Five Jobs per old CronJob, two days ago; every fifth failed (so every
+    // fifth CronJob has five failures, the rest are running).
+    let long_ago = Utc::now() - chrono::Duration::days(2);
+    for i in 0..OLD_CRONJOBS {
+        kube.apply_cronjob(CronJobFixture::new(&format!("cron-{i}")).build());
+    }
+    for i in 0..OLD_CRONJOBS * 5 {
+        let job = kube.spawn_job(
+            "default",
+            &format!("cron-{}", i % OLD_CRONJOBS),
+            long_ago - chrono::Duration::minutes(i as i64),
+        );
+        if i % 5 == 0 {
+            let name = job["metadata"]["name"].as_str().unwrap().to_string();
+            kube.update(Resource::Jobs, "default", &name, |j| {
+                j["status"]["active"] = json!(0);
+                j["status"]["conditions"] = json!([{"type": "Failed", "status": "True",
+                    "reason": "BackoffLimitExceeded", "lastTransitionTime": long_ago.to_rfc3339()}]);
+            });
+        }
+    }
+    let start = kube.requests().len();
+    let slack = FakeSlack::start(crate::support::tester::SIGNING_SECRET).await;
+    let t = Tester::with_fakes(
+        kube,
+        slack,
+        &[
+            "--store",
+            "kubernetes",
+            "--store-namespace",
+            NS,
+            // One alert per failure (the bench's setting), not a storm digest.
+            "--storm-threshold",
+            "0",
+            "--chat-pacing",
+            "off",
+        ],
+    )
+    .await;
+    let names: Vec<String> = (0..SINGLES).map(|i| format!("single-{i}")).collect();
+    for name in &names {
+        t.kube.apply_cronjob(CronJobFixture::new(name).build());
+    }
+    // The replay's histories are written (ten CronJobs with old failures).
+    let histories = t
+        .kube
+        .custom_resource("rerun-bot.io", "botrecords")
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.kube.list(histories, Some(NS)).len() < OLD_CRONJOBS / 5 {
+        assert!(tokio::time::Instant::now() < deadline, "histories written");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let replay = custom_resource_requests(&t.kube, start);
+    print_requests("of the start and replay", &replay, 1);
+    let old_reads = replay.1.get("GET jobalerts one").copied().unwrap_or(0);
+    assert_eq!(
+        old_reads, 0,
+        "failures past the lookback read no alert: {:#?}",
+        replay.1
+    );
+
+    let from = t.kube.requests().len();
+    for name in &names {
+        t.fail_job(name, Failure::backoff_limit()).await;
+        let alert = t.slack.next_message().await;
+        assert!(alert.text.contains(name.as_str()), "{}", alert.text);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // What the last alert still writes (its audit entry, the history).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let singles = custom_resource_requests(&t.kube, from);
+    print_requests(&format!("of {SINGLES} single alerts"), &singles, SINGLES);
+    assert!(
+        singles.0 <= 18 * SINGLES,
+        "{} custom-resource requests for {SINGLES} alerts: {:#?}",
+        singles.0,
+        singles.1
+    );
+    t.finish().await;
+}

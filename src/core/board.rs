@@ -378,14 +378,19 @@ pub fn duration_text(d: Duration) -> String {
     }
 }
 
-/// `t` seen from `now`: `in 42m`, `3h 5m ago`, `just now`; `—` without one.
+/// `t` seen from `now`: `in 42m`, `in <1m`, `3h 5m ago`, `just now`; `—`
+/// without one.
 pub fn relative(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let Some(t) = t else {
         return "—".into();
     };
     let d = t - now;
     if d.num_seconds().abs() < 60 {
-        "just now".into()
+        if d > Duration::zero() {
+            "in <1m".into()
+        } else {
+            "just now".into()
+        }
     } else if d > Duration::zero() {
         format!("in {}", duration_text(d))
     } else {
@@ -649,6 +654,11 @@ mod tests {
         assert_eq!(relative(Some(at("2026-12-01T12:42:00Z")), now), "in 42m");
         assert_eq!(relative(Some(at("2026-12-01T08:55:00Z")), now), "3h 5m ago");
         assert_eq!(relative(Some(at("2026-12-01T11:59:30Z")), now), "just now");
+        assert_eq!(
+            relative(Some(at("2026-12-01T12:00:30Z")), now),
+            "in <1m",
+            "a run due in seconds is ahead, not past"
+        );
     }
 
     #[test]

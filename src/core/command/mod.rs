@@ -291,6 +291,15 @@ fn set_once(
     Ok(())
 }
 
+/// Words as `` `a`, `b` `` for an error message.
+fn quoted(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `--reason`: a value, not blank, given once; `blank` says what to write.
 fn reason_value(
     w: &mut Walker,
@@ -450,11 +459,7 @@ fn parse_rerun(w: &mut Walker) -> Result<Command, CommandError> {
         }
         _ => Err(w.err(format!(
             "One CronJob at a time; got {}. Arguments for the job go after `--arg`.",
-            positional
-                .iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quoted(&positional)
         ))),
     }
 }
@@ -742,11 +747,7 @@ fn parse_snooze(w: &mut Walker) -> Result<Command, CommandError> {
         [] => Err(w.err("Which CronJob? `/snooze billing-sync 4h`, or `/snooze list`")),
         _ => Err(w.err(format!(
             "One CronJob and one duration; got {}. Put a reason in quotes after `--reason`.",
-            positional
-                .iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quoted(&positional)
         ))),
     }
 }

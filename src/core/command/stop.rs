@@ -2,7 +2,8 @@
 //! running Job of a CronJob (the long-run alert's *Stop this run…* as a command).
 
 use super::{
-    Command, CommandError, Walker, namespace_value, reason_value, set_once, split_flag, valid_name,
+    Command, CommandError, Walker, namespace_value, quoted, reason_value, set_once, split_flag,
+    valid_name,
 };
 
 /// `/stop <job> …`. The reason is checked by the app (a missing one opens
@@ -50,11 +51,7 @@ pub(super) fn parse(w: &mut Walker) -> Result<Command, CommandError> {
         )),
         _ => Err(w.err(format!(
             "One Job at a time; got {}. Put a reason in quotes after `--reason`.",
-            positional
-                .iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quoted(&positional)
         ))),
     }
 }

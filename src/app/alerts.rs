@@ -201,28 +201,7 @@ impl App {
         }
         let Some(failed) = &job.failed else { return };
         let alert = FailureAlert::new(&job, failed, cronjob.as_ref(), now);
-        // One record per platform, each claimed by its own compare-and-swap.
-        let mut records = Vec::new();
-        for d in &self.settings.destinations {
-            let key = alert_key(d.platform, &job.uid);
-            let record = AlertRecord {
-                alert: alert.clone(),
-                channel: channel_for(cronjob.as_ref(), d),
-                state: AlertState::Pending,
-                created_at: now,
-                status: None,
-                number: 0,
-                platform: d.platform,
-                digest: None,
-            };
-            match self.store.insert_alert_if_absent(&key, &record).await {
-                Ok(true) => records.push((key, record)),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, job = %job.key(), "cannot record the alert; not posting it");
-                }
-            }
-        }
+        let mut records = self.record_pending(&alert, cronjob.as_ref(), now).await;
         if records.is_empty() {
             return;
         }
@@ -374,6 +353,39 @@ impl App {
             .entry(key.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Stores `alert` as pending on every platform: one record each, claimed
+    /// by its own compare-and-swap. Answers the records this call created
+    /// (none: alerted before, or the store is down).
+    pub(super) async fn record_pending(
+        &self,
+        alert: &FailureAlert,
+        cronjob: Option<&CronJobSnapshot>,
+        now: chrono::DateTime<Utc>,
+    ) -> Vec<(String, AlertRecord)> {
+        let mut records = Vec::new();
+        for d in &self.settings.destinations {
+            let key = alert_key(d.platform, &alert.job_uid);
+            let record = AlertRecord {
+                alert: alert.clone(),
+                channel: channel_for(cronjob, d),
+                state: AlertState::Pending,
+                created_at: now,
+                status: None,
+                number: 0,
+                platform: d.platform,
+                digest: None,
+            };
+            match self.store.insert_alert_if_absent(&key, &record).await {
+                Ok(true) => records.push((key, record)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, alert = %alert.job_uid, "cannot record the alert; not posting it");
+                }
+            }
+        }
+        records
     }
 
     /// Posts a stored pending alert and records where it went. On failure the
@@ -733,7 +745,7 @@ impl App {
 }
 
 /// The CronJob's channel annotation for the destination's platform, else its default.
-pub(super) fn channel_for(cronjob: Option<&CronJobSnapshot>, to: &Destination) -> String {
+fn channel_for(cronjob: Option<&CronJobSnapshot>, to: &Destination) -> String {
     cronjob
         .and_then(|c| match to.platform {
             Platform::Slack => c.channel.clone(),

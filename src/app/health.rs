@@ -23,14 +23,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::App;
-use super::alerts::{channel_for, record_thread_key};
+use super::alerts::record_thread_key;
 use crate::chat::Outgoing;
 use crate::core::alert::{AlertKind, LogTail, RunEnd, overrun_key};
 use crate::core::slots::{
     self, AlertedSlots, CronJobTiming, LongRun, MissedCheck, RECENT_DURATIONS,
 };
 use crate::core::{CronJobSnapshot, FailureAlert, JobSnapshot};
-use crate::store::{self, AlertRecord, AlertState, RecordKind, alert_key};
+use crate::store::{self, RecordKind, alert_key};
 
 /// What the loop keeps between looks.
 pub(crate) struct Health {
@@ -474,28 +474,7 @@ impl App {
 
     /// Stores the alert as pending on every platform (once per key), then posts it.
     async fn raise_health_alert(&self, alert: FailureAlert, cj: &CronJobSnapshot) {
-        let now = Utc::now();
-        let mut records = Vec::new();
-        for d in &self.settings.destinations {
-            let key = alert_key(d.platform, &alert.job_uid);
-            let record = AlertRecord {
-                alert: alert.clone(),
-                channel: channel_for(Some(cj), d),
-                state: AlertState::Pending,
-                created_at: now,
-                status: None,
-                number: 0,
-                platform: d.platform,
-                digest: None,
-            };
-            match self.store.insert_alert_if_absent(&key, &record).await {
-                Ok(true) => records.push((key, record)),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, alert = %alert.job_uid, "cannot record the alert; not posting it");
-                }
-            }
-        }
+        let records = self.record_pending(&alert, Some(cj), Utc::now()).await;
         if records.is_empty() {
             return;
         }

@@ -451,26 +451,10 @@ impl Cluster {
         max_bytes: usize,
     ) -> (Option<ContainerExit>, LogTail) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
-        let mut found = Vec::new();
-        for selector in [
-            format!("batch.kubernetes.io/controller-uid={}", job.uid),
-            // Clusters before 1.27 only set the legacy label.
-            format!("controller-uid={}", job.uid),
-        ] {
-            match pods.list(&ListParams::default().labels(&selector)).await {
-                Ok(list) if !list.items.is_empty() => {
-                    found = list.items;
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return (
-                        None,
-                        LogTail::Unavailable(format!("cannot list the Job's pods ({})", short(&e))),
-                    );
-                }
-            }
-        }
+        let mut found = match job_pods(&pods, job).await {
+            Ok(found) => found,
+            Err(why) => return (None, LogTail::Unavailable(why)),
+        };
         // An Indexed Job: read a pod of a failed index (any pod if none is left).
         if let Some(indexes) = &job.failed_indexes {
             let of_failed: Vec<Pod> = found
@@ -530,25 +514,10 @@ impl Cluster {
         max_bytes: usize,
     ) -> LogTail {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
-        let mut found = Vec::new();
-        for selector in [
-            format!("batch.kubernetes.io/controller-uid={}", job.uid),
-            format!("controller-uid={}", job.uid),
-        ] {
-            match pods.list(&ListParams::default().labels(&selector)).await {
-                Ok(list) if !list.items.is_empty() => {
-                    found = list.items;
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return LogTail::Unavailable(format!(
-                        "cannot list the Job's pods ({})",
-                        short(&e)
-                    ));
-                }
-            }
-        }
+        let found = match job_pods(&pods, job).await {
+            Ok(found) => found,
+            Err(why) => return LogTail::Unavailable(why),
+        };
         let newest = found
             .iter()
             .filter(|p| {
@@ -711,6 +680,22 @@ where
             .boxed()
     });
     futures::stream::select_all(streams)
+}
+
+/// The Job's pods, by its controller-uid label; why not, in words.
+async fn job_pods(pods: &Api<Pod>, job: &JobSnapshot) -> Result<Vec<Pod>, String> {
+    for selector in [
+        format!("batch.kubernetes.io/controller-uid={}", job.uid),
+        // Clusters before 1.27 only set the legacy label.
+        format!("controller-uid={}", job.uid),
+    ] {
+        match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) if !list.items.is_empty() => return Ok(list.items),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot list the Job's pods ({})", short(&e))),
+        }
+    }
+    Ok(Vec::new())
 }
 
 #[cfg(test)]
